@@ -1,0 +1,180 @@
+"""From the composed Hydra config to plain arguments, with the checks a user's values need.
+
+Nothing here imports TensorFlow: a bad value stops a run before any heavy import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from emnist_bench import schedules
+from emnist_bench.errors import ConfigError
+
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "gelu", "swish", "sigmoid")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam")
+REGULARIZATIONS = ("none", "l1", "l2", "l1_l2")
+MIN_MLP_HIDDEN_LAYERS = 3
+MIN_CNN_CONV_BLOCKS = 2
+
+
+def _check_rate(value: Any, where: str) -> None:
+    if not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ConfigError(f"{where}={value} must be a dropout rate in [0, 1)")
+
+
+def _check_list(cfg: DictConfig, key: str, length: int) -> None:
+    value = cfg.get(key)
+    if value is not None and len(value) != length:
+        raise ConfigError(f"model.{key} has {len(value)} entries, expected {length} (one per layer)")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks the values a user may get wrong.
+
+    Raises:
+        ConfigError: naming the key, the value and what is expected.
+    """
+    trainer, model = cfg.trainer, cfg.model
+    for key in ("epochs", "batch_size"):
+        value = trainer[key]
+        minimum = 0 if key == "epochs" else 1
+        if not isinstance(value, int) or value < minimum:
+            raise ConfigError(f"trainer.{key}={value} must be a whole number >= {minimum}")
+    if model.family == "mlp":
+        layers = len(model.hidden_units)
+        if layers < MIN_MLP_HIDDEN_LAYERS:
+            raise ConfigError(
+                f"model.hidden_units has {layers} hidden layers; an MLP needs at least "
+                f"{MIN_MLP_HIDDEN_LAYERS} (e.g. model.hidden_units=[256,128,64])"
+            )
+        for key in ("activations", "dropout_rates"):
+            _check_list(model, key, layers)
+    elif model.family == "cnn":
+        blocks = len(model.conv_filters)
+        if blocks < MIN_CNN_CONV_BLOCKS:
+            raise ConfigError(
+                f"model.conv_filters has {blocks} conv layers; a CNN needs at least "
+                f"{MIN_CNN_CONV_BLOCKS} (e.g. model.conv_filters=[32,64])"
+            )
+        for key in ("conv_activations", "conv_dropout_rates"):
+            _check_list(model, key, blocks)
+        for key in ("dense_activations", "dense_dropout_rates"):
+            _check_list(model, key, len(model.dense_units))
+        if model.pooling not in ("max", "average", "none"):
+            raise ConfigError(f"model.pooling={model.pooling} must be max, average or none")
+    else:
+        raise ConfigError(f"model.family={model.family} must be mlp or cnn")
+    if any(units < 1 for units in _all_units(model)):
+        raise ConfigError("model layer sizes must be positive whole numbers")
+    _check_rate(cfg.dropout.rate, "dropout.rate")
+    for key in ("dropout_rates", "conv_dropout_rates", "dense_dropout_rates"):
+        for rate in model.get(key) or []:
+            _check_rate(rate, f"model.{key}")
+    for name in [cfg.activation.name, *_per_layer_activations(model)]:
+        if name not in ACTIVATIONS:
+            raise ConfigError(f"activation {name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
+    if cfg.optimizer.name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer.name={cfg.optimizer.name} must be one of {', '.join(OPTIMIZERS)}")
+    if not cfg.optimizer.learning_rate > 0:
+        raise ConfigError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be > 0")
+    if cfg.regularization.name not in REGULARIZATIONS:
+        raise ConfigError(
+            f"regularization.name={cfg.regularization.name} must be one of {', '.join(REGULARIZATIONS)}"
+        )
+    if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
+        raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
+    if cfg.lr_schedule.name not in schedules.ALL:
+        raise ConfigError(
+            f"lr_schedule.name={cfg.lr_schedule.name} must be one of {', '.join(schedules.ALL)}"
+        )
+    if cfg.data.get("class_weight") not in (None, "balanced"):
+        raise ConfigError(f"data.class_weight={cfg.data.class_weight} must be null or balanced")
+
+
+def _all_units(model: DictConfig) -> list[int]:
+    if model.family == "mlp":
+        return list(model.hidden_units)
+    return [*model.conv_filters, *model.dense_units]
+
+
+def _per_layer_activations(model: DictConfig) -> list[str]:
+    keys = ("activations", "conv_activations", "dense_activations")
+    return [name for key in keys for name in (model.get(key) or [])]
+
+
+def technique_choices(cfg: DictConfig) -> dict[str, Any]:
+    """The technique chosen in each group, as reported in metrics.json and summaries."""
+    return {
+        "model": cfg.model.name,
+        "family": cfg.model.family,
+        "optimizer": cfg.optimizer.name,
+        "learning_rate": float(cfg.optimizer.learning_rate),
+        "activation": cfg.activation.name,
+        "batch_norm": "on" if cfg.batch_norm.enabled else "off",
+        "regularization": cfg.regularization.name,
+        "dropout": "on" if cfg.dropout.enabled else "off",
+        "lr_schedule": cfg.lr_schedule.name,
+        "augment": cfg.augment.get("name", "on" if cfg.augment.enabled else "none"),
+        "batch_size": int(cfg.trainer.batch_size),
+    }
+
+
+def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
+    """Keyword arguments of :func:`emnist_bench.models.build_mlp` / ``build_cnn``."""
+    model = cfg.model
+    dropout = float(cfg.dropout.rate) if cfg.dropout.enabled else 0.0
+    regularization = cfg.regularization
+
+    def per_layer(key: str, default: Any, count: int) -> list:
+        values = model.get(key)
+        if values is None:
+            return [default] * count
+        if key.endswith("dropout_rates") and not cfg.dropout.enabled:
+            return [0.0] * count
+        return list(values)
+
+    common = {
+        "num_classes": num_classes,
+        "batch_norm": bool(cfg.batch_norm.enabled),
+        "bn_momentum": float(cfg.batch_norm.momentum),
+        "l1": float(regularization.l1) if regularization.name in ("l1", "l1_l2") else 0.0,
+        "l2": float(regularization.l2) if regularization.name in ("l2", "l1_l2") else 0.0,
+        "negative_slope": float(cfg.activation.get("negative_slope", 0.2)),
+        "name": model.name,
+    }
+    activation = cfg.activation.name
+    if model.family == "mlp":
+        count = len(model.hidden_units)
+        return common | {
+            "hidden_units": list(model.hidden_units),
+            "activations": per_layer("activations", activation, count),
+            "dropout_rates": per_layer("dropout_rates", dropout, count),
+        }
+    blocks, dense = len(model.conv_filters), len(model.dense_units)
+    kernel = model.kernel_size
+    return common | {
+        "conv_filters": list(model.conv_filters),
+        "kernel_size": list(kernel) if OmegaConf.is_list(kernel) else int(kernel),
+        "padding": model.padding,
+        "pooling": model.pooling,
+        "pool_size": int(model.pool_size),
+        "dense_units": list(model.dense_units),
+        "conv_activations": per_layer("conv_activations", activation, blocks),
+        "conv_dropout_rates": per_layer("conv_dropout_rates", dropout, blocks),
+        "dense_activations": per_layer("dense_activations", activation, dense),
+        "dense_dropout_rates": per_layer("dense_dropout_rates", dropout, dense),
+    }
+
+
+def optimizer_arguments(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
+    """The optimizer's name and its constructor keyword arguments."""
+    options = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    return options.pop("name"), options
+
+
+def schedule_options(cfg: DictConfig) -> dict[str, Any]:
+    options = OmegaConf.to_container(cfg.lr_schedule, resolve=True)
+    options.pop("name")
+    return options

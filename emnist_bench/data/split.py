@@ -1,0 +1,54 @@
+"""Seeded, stratified subsets and validation splits of the training images."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emnist_bench.errors import ConfigError
+
+
+def subset_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """Returns sorted indices keeping at most ``per_class`` randomly chosen images per class."""
+    if per_class < 1:
+        raise ConfigError(f"data.subset={per_class} must be a positive count of images per class")
+    rng = np.random.default_rng(seed)
+    keep = [
+        rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in np.unique(labels)
+    ]
+    return np.sort(np.concatenate(keep))
+
+
+def validation_split(
+    labels: np.ndarray, val_size: int | float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Splits indices into (train, val), stratified by label and seeded.
+
+    Args:
+        labels: class index of every training image.
+        val_size: an int is a count of images, a float in (0, 1) a fraction; 0 means no
+            validation set.
+        seed: the random seed.
+    """
+    from sklearn.model_selection import train_test_split
+
+    total = labels.size
+    if isinstance(val_size, bool) or not isinstance(val_size, int | float):
+        raise ConfigError(f"data.val_size={val_size!r} must be a count or a fraction in (0, 1)")
+    if isinstance(val_size, float) and not 0 < val_size < 1:
+        raise ConfigError(
+            f"data.val_size={val_size} must be a fraction in (0, 1) or a whole count of images"
+        )
+    if val_size == 0:
+        return np.arange(total), np.arange(0)
+    classes = np.unique(labels).size
+    count = val_size if isinstance(val_size, int) else round(val_size * total)
+    if not classes <= count <= total - classes:
+        raise ConfigError(
+            f"data.val_size={val_size} leaves {total - count} of {total} training images for "
+            f"training and {count} for validation; each needs at least one per class "
+            f"({classes}); use a fraction such as data.val_size=0.1"
+        )
+    train, val = train_test_split(
+        np.arange(total), test_size=count, stratify=labels, random_state=seed
+    )
+    return np.sort(train), np.sort(val)

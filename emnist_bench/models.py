@@ -1,0 +1,190 @@
+"""Plain Keras builders for the MLP and the CNN. They know nothing of Hydra or the tuner.
+
+Every hidden layer is ``Dense|Conv -> [BatchNormalization] -> activation -> [Dropout]``; the
+per-layer lists give each layer its own activation and dropout rate (0 = no Dropout layer).
+Models take raw uint8 pixels (N, 28, 28) and scale them by 1/255 inside the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+from keras import layers
+
+IMAGE_SHAPE = (28, 28)
+MIN_MLP_HIDDEN_LAYERS = 3
+MIN_CNN_CONV_BLOCKS = 2
+
+
+def activation_layer(name: str, negative_slope: float = 0.2) -> layers.Layer:
+    """Returns the activation ``name`` as a layer (leaky ReLU with its slope)."""
+    if name == "leaky_relu":
+        return layers.LeakyReLU(negative_slope=negative_slope)
+    return layers.Activation(name)
+
+
+def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
+    if l1 and l2:
+        return keras.regularizers.L1L2(l1=l1, l2=l2)
+    if l1:
+        return keras.regularizers.L1(l1)
+    if l2:
+        return keras.regularizers.L2(l2)
+    return None
+
+
+def _hidden_block(
+    x,
+    layer: layers.Layer,
+    *,
+    activation: str,
+    negative_slope: float,
+    batch_norm: bool,
+    bn_momentum: float,
+    dropout: float,
+    pool: layers.Layer | None = None,
+):
+    x = layer(x)
+    if batch_norm:
+        x = layers.BatchNormalization(momentum=bn_momentum)(x)
+    x = activation_layer(activation, negative_slope)(x)
+    if pool is not None:
+        x = pool(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout)(x)
+    return x
+
+
+def _inputs(augmentation: Sequence[layers.Layer] = ()):
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="pixels")
+    x = layers.Rescaling(1 / 255, name="scale")(inputs)
+    if augmentation:
+        x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
+        for layer in augmentation:
+            x = layer(x)
+    return inputs, x
+
+
+def _per_layer(value, count: int, what: str) -> list:
+    values = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else None
+    if values is None:
+        return [value] * count
+    if len(values) != count:
+        raise ValueError(f"{what} has {len(values)} entries, expected one per layer ({count})")
+    return values
+
+
+def build_mlp(
+    *,
+    num_classes: int,
+    hidden_units: Sequence[int],
+    activations: str | Sequence[str] = "relu",
+    dropout_rates: float | Sequence[float] = 0.0,
+    batch_norm: bool = False,
+    bn_momentum: float = 0.99,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    negative_slope: float = 0.2,
+    augmentation: Sequence[layers.Layer] = (),
+    name: str = "mlp",
+) -> keras.Model:
+    """Builds an MLP with at least three hidden Dense layers and a softmax output."""
+    if len(hidden_units) < MIN_MLP_HIDDEN_LAYERS:
+        raise ValueError(
+            f"an MLP needs at least {MIN_MLP_HIDDEN_LAYERS} hidden layers, got {len(hidden_units)}"
+        )
+    activations = _per_layer(activations, len(hidden_units), "activations")
+    dropout_rates = _per_layer(dropout_rates, len(hidden_units), "dropout_rates")
+    inputs, x = _inputs(augmentation)
+    x = layers.Flatten()(x)
+    for units, activation, dropout in zip(hidden_units, activations, dropout_rates, strict=True):
+        dense = layers.Dense(
+            units, use_bias=not batch_norm, kernel_regularizer=_regularizer(l1, l2)
+        )
+        x = _hidden_block(
+            x,
+            dense,
+            activation=activation,
+            negative_slope=negative_slope,
+            batch_norm=batch_norm,
+            bn_momentum=bn_momentum,
+            dropout=dropout,
+        )
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_cnn(
+    *,
+    num_classes: int,
+    conv_filters: Sequence[int],
+    kernel_size: int | Sequence[int] = 3,
+    padding: str = "same",
+    pooling: str = "max",
+    pool_size: int = 2,
+    dense_units: Sequence[int] = (128,),
+    conv_activations: str | Sequence[str] = "relu",
+    conv_dropout_rates: float | Sequence[float] = 0.0,
+    dense_activations: str | Sequence[str] = "relu",
+    dense_dropout_rates: float | Sequence[float] = 0.0,
+    batch_norm: bool = False,
+    bn_momentum: float = 0.99,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    negative_slope: float = 0.2,
+    augmentation: Sequence[layers.Layer] = (),
+    name: str = "cnn",
+) -> keras.Model:
+    """Builds a CNN: at least two conv blocks (conv, BN, activation, pool, dropout), then a
+    dense head and a softmax output."""
+    if len(conv_filters) < MIN_CNN_CONV_BLOCKS:
+        raise ValueError(
+            f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv layers, got {len(conv_filters)}"
+        )
+    blocks = len(conv_filters)
+    kernel_sizes = _per_layer(kernel_size, blocks, "kernel_size")
+    conv_activations = _per_layer(conv_activations, blocks, "conv_activations")
+    conv_dropout_rates = _per_layer(conv_dropout_rates, blocks, "conv_dropout_rates")
+    dense_activations = _per_layer(dense_activations, len(dense_units), "dense_activations")
+    dense_dropout_rates = _per_layer(dense_dropout_rates, len(dense_units), "dense_dropout_rates")
+    pools = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D, "none": None}
+    if pooling not in pools:
+        raise ValueError(f"pooling must be one of {sorted(pools)}, got {pooling!r}")
+    inputs, x = _inputs(augmentation)
+    if not augmentation:
+        x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
+    regularizer = _regularizer(l1, l2)
+    for filters, size, activation, dropout in zip(
+        conv_filters, kernel_sizes, conv_activations, conv_dropout_rates, strict=True
+    ):
+        conv = layers.Conv2D(
+            filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
+        )
+        pool = pools[pooling](pool_size, padding="same") if pools[pooling] else None
+        x = _hidden_block(
+            x,
+            conv,
+            activation=activation,
+            negative_slope=negative_slope,
+            batch_norm=batch_norm,
+            bn_momentum=bn_momentum,
+            dropout=dropout,
+            pool=pool,
+        )
+    x = layers.Flatten()(x)
+    for units, activation, dropout in zip(
+        dense_units, dense_activations, dense_dropout_rates, strict=True
+    ):
+        dense = layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=regularizer)
+        x = _hidden_block(
+            x,
+            dense,
+            activation=activation,
+            negative_slope=negative_slope,
+            batch_norm=batch_norm,
+            bn_momentum=bn_momentum,
+            dropout=dropout,
+        )
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
+    return keras.Model(inputs, outputs, name=name)
