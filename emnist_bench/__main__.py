@@ -42,18 +42,25 @@ def check_group_choices(arguments: list[str]) -> None:
 def _hydra_main(cfg: DictConfig) -> float | None:
     from emnist_bench.train import run
 
-    metrics = run(cfg)
+    try:
+        metrics = run(cfg)
+    except UserError as error:  # Hydra would print a traceback; SystemExit passes through it.
+        exit_with(error)
     return metrics.get("test_accuracy")
+
+
+def exit_with(error: UserError) -> None:
+    print(f"error: {error}", file=sys.stderr)
+    sys.exit(2)
 
 
 def main() -> None:
     """Console entry point (``emnist-bench``): user errors exit 2 with one line on stderr."""
     try:
         check_group_choices(sys.argv[1:])
-        _hydra_main()
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+        exit_with(error)
+    _hydra_main()
 
 
 if __name__ == "__main__":

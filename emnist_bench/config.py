@@ -27,7 +27,14 @@ def _check_rate(value: Any, where: str) -> None:
 def _check_list(cfg: DictConfig, key: str, length: int) -> None:
     value = cfg.get(key)
     if value is not None and len(value) != length:
-        raise ConfigError(f"model.{key} has {len(value)} entries, expected {length} (one per layer)")
+        raise ConfigError(
+            f"model.{key} has {len(value)} entries, expected {length} (one per layer)"
+        )
+
+
+def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}={value} must be one of {', '.join(map(str, choices))}")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -62,8 +69,7 @@ def validate(cfg: DictConfig) -> None:
             _check_list(model, key, blocks)
         for key in ("dense_activations", "dense_dropout_rates"):
             _check_list(model, key, len(model.dense_units))
-        if model.pooling not in ("max", "average", "none"):
-            raise ConfigError(f"model.pooling={model.pooling} must be max, average or none")
+        _check_choice("model.pooling", model.pooling, ("max", "average", "none"))
     else:
         raise ConfigError(f"model.family={model.family} must be mlp or cnn")
     if any(units < 1 for units in _all_units(model)):
@@ -74,21 +80,16 @@ def validate(cfg: DictConfig) -> None:
             _check_rate(rate, f"model.{key}")
     for name in [cfg.activation.name, *_per_layer_activations(model)]:
         if name not in ACTIVATIONS:
-            raise ConfigError(f"activation {name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
-    if cfg.optimizer.name not in OPTIMIZERS:
-        raise ConfigError(f"optimizer.name={cfg.optimizer.name} must be one of {', '.join(OPTIMIZERS)}")
+            raise ConfigError(
+                f"activation {name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}"
+            )
+    _check_choice("optimizer.name", cfg.optimizer.name, OPTIMIZERS)
     if not cfg.optimizer.learning_rate > 0:
         raise ConfigError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be > 0")
-    if cfg.regularization.name not in REGULARIZATIONS:
-        raise ConfigError(
-            f"regularization.name={cfg.regularization.name} must be one of {', '.join(REGULARIZATIONS)}"
-        )
+    _check_choice("regularization.name", cfg.regularization.name, REGULARIZATIONS)
     if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
         raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
-    if cfg.lr_schedule.name not in schedules.ALL:
-        raise ConfigError(
-            f"lr_schedule.name={cfg.lr_schedule.name} must be one of {', '.join(schedules.ALL)}"
-        )
+    _check_choice("lr_schedule.name", cfg.lr_schedule.name, schedules.ALL)
     if cfg.data.get("class_weight") not in (None, "balanced"):
         raise ConfigError(f"data.class_weight={cfg.data.class_weight} must be null or balanced")
 

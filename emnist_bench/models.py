@@ -12,9 +12,9 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from emnist_bench.config import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
+
 IMAGE_SHAPE = (28, 28)
-MIN_MLP_HIDDEN_LAYERS = 3
-MIN_CNN_CONV_BLOCKS = 2
 
 
 def activation_layer(name: str, negative_slope: float = 0.2) -> layers.Layer:

@@ -6,8 +6,8 @@ behind. Nothing here imports TensorFlow or Keras: the inputs are plain NumPy arr
 pandas history table.
 
 Each ``plot_*`` function writes one PNG (creating its parent folders) and returns its path.
-The sample grid and the confusion matrix are also available as ``*_figure`` functions that
-return the unsaved ``Figure``, so tests and notebooks can look inside.
+Each also has a ``*_figure`` twin that returns the unsaved ``Figure``, so tests and notebooks
+can look inside.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator, PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 from sklearn.metrics import confusion_matrix
 
 DPI = 130
@@ -36,6 +37,16 @@ WRONG_COLOR = "red"
 _TRAIN_COLOR = "tab:blue"
 _VAL_COLOR = "tab:orange"
 _MARKER_MAX_EPOCHS = 30  # draw a marker on every epoch up to this many epochs
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    """A constrained-layout figure with its own Agg canvas (no pyplot, no global state).
+
+    The canvas gives text measurements a renderer without re-rendering the whole figure.
+    """
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig: Figure, path) -> Path:
@@ -97,6 +108,14 @@ def _epoch_axis(ax, epochs: np.ndarray) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _format_rate(value: float, _position=None) -> str:
+    """Formats a learning rate for a log axis: ``1e-3``, ``5e-4``."""
+    if value <= 0:
+        return "0"
+    mantissa, exponent = f"{value:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def curves_figure(history: pd.DataFrame) -> Figure:
     """Builds the loss and accuracy curves of one training run.
 
@@ -125,7 +144,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
 
     panels = 3 if show_lr else 2
     widths = [1.0, 1.0, 0.65][:panels]
-    fig = Figure(figsize=(5.2 * sum(widths) + 0.6, 4.2), layout="constrained")
+    fig = _new_figure(5.2 * sum(widths) + 0.6, 4.2)
     axes = fig.subplots(1, panels, gridspec_kw={"width_ratios": widths})
 
     for ax, metric, title in (
@@ -142,7 +161,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
         ax.legend(loc="best")
 
     acc_ax = axes[1]
-    acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     best_col = "val_accuracy" if _present(history, "val_accuracy") else "accuracy"
     scores = history[best_col].to_numpy(dtype=float)
     if not np.isnan(scores).all():
@@ -156,6 +175,12 @@ def curves_figure(history: pd.DataFrame) -> Figure:
         lr_ax.plot(epochs, rates, marker=marker, color="tab:green", markersize=4)
         if np.nanmin(rates) > 0:
             lr_ax.set_yscale("log")
+            lr_ax.yaxis.set_major_formatter(FuncFormatter(_format_rate))
+            # Within one decade there may be no major tick to read: label the minor ones.
+            within_decade = np.log10(np.nanmax(rates) / np.nanmin(rates)) < 1
+            lr_ax.yaxis.set_minor_formatter(
+                FuncFormatter(_format_rate) if within_decade else NullFormatter()
+            )
         lr_ax.set_title("Learning rate")
         lr_ax.set_ylabel("learning rate")
         _epoch_axis(lr_ax, epochs)
@@ -230,9 +255,9 @@ def confusion_matrix_figure(
         bar_label = "images"
 
     side = max(6.0, 0.24 * n + 2.0)
-    fig = Figure(figsize=(side + 1.6, side), layout="constrained")
+    fig = _new_figure(side + 1.6, side)
     ax = fig.add_subplot()
-    tick_size = 10 if n <= 20 else 8
+    tick_size = 10 if n <= 20 else 9
     sns.heatmap(
         values,
         ax=ax,
@@ -248,6 +273,11 @@ def confusion_matrix_figure(
     ax.set_xticklabels(classes, rotation=0, fontsize=tick_size)
     ax.set_yticklabels(classes, rotation=0, fontsize=tick_size)
     ax.tick_params(length=2, pad=2)
+    colorbar = ax.collections[0].colorbar
+    if normalize:
+        # The square-root scale crowds the low end; name the small shares that matter there.
+        colorbar.set_ticks([0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0])
+        colorbar.ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_xlabel("predicted", fontsize=11)
     ax.set_ylabel("true", fontsize=11)
     ax.set_title(
@@ -351,7 +381,7 @@ def sample_grid_figure(
 
     chosen = sample_indices(len(images), count, seed)
     rows, cols = _grid_shape(len(chosen))
-    fig = Figure(figsize=(1.55 * cols + 0.3, 1.7 * rows + 0.6), layout="constrained")
+    fig = _new_figure(max(4.0, 1.55 * cols + 0.3), 1.7 * rows + (0.6 if cols >= 5 else 0.9))
     grid = fig.subplots(rows, cols, squeeze=False)
     if np.issubdtype(images.dtype, np.integer):
         vmin, vmax = 0, 255
@@ -376,8 +406,10 @@ def sample_grid_figure(
         fig.delaxes(ax)
 
     fig.suptitle(
-        f"Predictions on {len(chosen)} test images: {right} right, {len(chosen) - right} wrong"
-        f"  (blue = right, red = wrong)",
+        f"Predictions on {len(chosen)} test image{'s' if len(chosen) != 1 else ''}: "
+        f"{right} right, {len(chosen) - right} wrong"
+        + ("  " if cols >= 5 else "\n")  # a narrow grid gets the key on a second line
+        + "(blue = right, red = wrong)",
         fontsize=12,
     )
     return fig
@@ -438,7 +470,7 @@ def class_distribution_figure(y_train, y_test, classes: Sequence[str]) -> Figure
         ("test", _labels(y_test, n, "y_test"), "tab:orange"),
     )
     positions = np.arange(n)
-    fig = Figure(figsize=(max(8.0, 0.26 * n + 2.0), 7.0), layout="constrained")
+    fig = _new_figure(max(8.0, 0.26 * n + 2.0), 7.0)
     axes = fig.subplots(2, 1, sharex=True)
     for ax, (name, labels, color) in zip(axes, splits, strict=True):
         counts = np.bincount(labels, minlength=n)
@@ -460,7 +492,8 @@ def class_distribution_figure(y_train, y_test, classes: Sequence[str]) -> Figure
         ax.set_ylim(0, max(1, counts.max()) * 1.18)  # headroom for the legend
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, axis="y", alpha=0.3)
-        ax.legend(loc="upper right", ncols=2, fontsize=9)
+        handles, texts = ax.get_legend_handles_labels()
+        ax.legend(handles[::-1], texts[::-1], loc="upper right", ncols=2, fontsize=9)
     axes[-1].set_xlabel("class")
     fig.suptitle("Class distribution", fontsize=13)
     return fig

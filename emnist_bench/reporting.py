@@ -40,9 +40,12 @@ def test_metrics(
     )
     return {
         "test_accuracy": float(accuracy_score(labels, predictions)),
-        "test_loss": float(log_loss(labels, probabilities, labels=everyone)) if finite else math.nan,
-        "macro_f1": float(f1_score(labels, predictions, labels=everyone, average="macro",
-                                   zero_division=0)),
+        "test_loss": float(log_loss(labels, probabilities, labels=everyone))
+        if finite
+        else math.nan,
+        "macro_f1": float(
+            f1_score(labels, predictions, labels=everyone, average="macro", zero_division=0)
+        ),
         "test_samples": int(labels.size),
         "per_class": {
             char: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
@@ -103,11 +106,21 @@ def evaluate_and_report(
     figures = out / "plots"
     if epochs_run:
         plots.plot_curves(history, figures / "curves.png")
-    plots.plot_confusion_matrix(data.y_test, predictions, data.classes, figures / "confusion_matrix.png")
-    plots.plot_samples(data.x_test, data.y_test, predictions, data.classes, figures / "samples.png",
-                       count=int(cfg.trainer.get("sample_grid", 36)), seed=int(cfg.trainer.seed))
-    plots.plot_class_distribution(data.y_train, data.y_test, data.classes,
-                                  figures / "class_distribution.png")
+    plots.plot_confusion_matrix(
+        data.y_test, predictions, data.classes, figures / "confusion_matrix.png"
+    )
+    plots.plot_samples(
+        data.x_test,
+        data.y_test,
+        predictions,
+        data.classes,
+        figures / "samples.png",
+        count=int(cfg.trainer.get("sample_grid", 36)),
+        seed=int(cfg.trainer.seed),
+    )
+    plots.plot_class_distribution(
+        data.y_train, data.y_test, data.classes, figures / "class_distribution.png"
+    )
     write_hparams(out / "tensorboard", config_lib.technique_choices(cfg), metrics)
     print_summary(metrics, out)
     return metrics

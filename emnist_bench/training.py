@@ -33,6 +33,7 @@ def configure_runtime(trainer: DictConfig) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(int(inter))
     except RuntimeError:  # already initialised in this process (tests, tuner trials)
         pass
+    keras.backend.clear_session()  # a fresh graph for each run in one process (tests, sweeps)
     keras.utils.set_random_seed(int(trainer.seed))
     if trainer.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -120,7 +121,11 @@ def compile_model(model: keras.Model, cfg: DictConfig) -> None:
 
 class EpochRecorder(keras.callbacks.Callback):
     """Writes ``history.csv`` as epochs end (so an interrupted run keeps them) and notices
-    divergence: a NaN or infinite loss stops training."""
+    divergence: a NaN or infinite loss stops training.
+
+    It must come first among the callbacks: it reads the learning rate at the end of the epoch,
+    before ReduceLROnPlateau changes it for the next one.
+    """
 
     def __init__(self, path: Path):
         super().__init__()
@@ -128,11 +133,9 @@ class EpochRecorder(keras.callbacks.Callback):
         self.rows: list[dict[str, float]] = []
         self.diverged = False
         self._started = 0.0
-        self._learning_rate = math.nan
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
-        self._learning_rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
     def on_train_batch_end(self, batch, logs=None):
         if logs and not math.isfinite(float(logs.get("loss", 0.0))):
@@ -145,7 +148,7 @@ class EpochRecorder(keras.callbacks.Callback):
         for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
             if key in logs:
                 row[key] = float(logs[key])
-        row["learning_rate"] = self._learning_rate
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - self._started
         self.rows.append(row)
         if not math.isfinite(row["loss"]):
@@ -210,7 +213,11 @@ def learning_rate_callback(cfg: DictConfig) -> keras.callbacks.Callback | None:
         epochs=int(cfg.trainer.epochs),
         **options,
     )
-    return keras.callbacks.LearningRateScheduler(lambda epoch, _: schedule(epoch)) if schedule else None
+    return (
+        keras.callbacks.LearningRateScheduler(lambda epoch, _: schedule(epoch))
+        if schedule
+        else None
+    )
 
 
 def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:

@@ -82,7 +82,7 @@ def load_dataset(data_cfg: MappingType, seed: int) -> Dataset:
     train = load_part(root, split, "train", cache_dir=cache_dir, mapping=mapping)
     test = load_part(root, split, "test", cache_dir=cache_dir, mapping=mapping)
     x, y = train.images, train.labels
-    if data_cfg.get("subset"):
+    if data_cfg.get("subset") is not None:
         keep = subset_per_class(y, int(data_cfg["subset"]), seed)
         x, y = x[keep], y[keep]
     train_idx, val_idx = validation_split(y, data_cfg.get("val_size", 0), seed)
@@ -96,6 +96,12 @@ def load_dataset(data_cfg: MappingType, seed: int) -> Dataset:
         mapping.num_classes,
     )
     return Dataset(
-        x[train_idx], y[train_idx], x[val_idx], y[val_idx],
-        test.images, test.labels, mapping, train.layout,
+        x[train_idx],
+        y[train_idx],
+        x[val_idx],
+        y[val_idx],
+        test.images,
+        test.labels,
+        mapping,
+        train.layout,
     )

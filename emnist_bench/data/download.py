@@ -7,6 +7,7 @@ file, checked, then renamed; each extracted member is written to a temporary fil
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import shutil
@@ -49,8 +50,15 @@ def _fetch_first(
         try:
             _fetch(url, archive, md5=md5, timeout=timeout)
             return
-        except (urllib.error.URLError, OSError, _ChecksumMismatch, _Incomplete) as error:
-            reason = getattr(error, "reason", error)
+        except (
+            urllib.error.URLError,
+            OSError,
+            http.client.HTTPException,  # a reply that is not HTTP, or cut short
+            ValueError,  # a URL without a scheme
+            _ChecksumMismatch,
+            _Incomplete,
+        ) as error:
+            reason = " ".join(str(getattr(error, "reason", error)).split())  # one line
             log.warning("Download from %s failed: %s", url, reason)
             failures.append(f"{url} ({reason})")
     raise DataError(

@@ -158,9 +158,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
         )
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if kind == "images" and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(
-            path, f"images are {dims[1]}x{dims[2]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}"
-        )
+        raise DataError(path, f"images are {dims[1]}x{dims[2]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
     expected = int(np.prod(dims))
     body = len(raw) - header_size
     if body != expected:
@@ -200,6 +198,8 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
         row, column = (int(i[0]) for i in np.nonzero(invalid))
         cell = table.iat[row, column]
         if pd.isna(cell):
+            if not table.iloc[row, column:].isna().all():
+                raise DataError(path, f"row {row + 1}, column {column + 1} is empty")
             present = columns - int(table.iloc[row].isna().sum())
             raise DataError(path, f"row {row + 1} has {present} columns, expected {columns}")
         raise DataError(path, f"row {row + 1}, column {column + 1} is {cell!r}, not a number")

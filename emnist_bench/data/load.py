@@ -112,7 +112,10 @@ def load_part(
     images, raw_labels = read_part(files)
     labels = mapping.to_indices(raw_labels, files.paths[-1])
     if cache_file is not None:
-        _write_atomically(cache_file, images=images, labels=labels)
+        try:
+            _write_atomically(cache_file, images=images, labels=labels)
+        except OSError as error:  # the cache only saves time: an unusable folder must not stop
+            log.warning("Cannot write cache file %s (%s); going on without it", cache_file, error)
     return Part(images, labels, files.layout)
 
 

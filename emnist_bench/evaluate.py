@@ -1,0 +1,90 @@
+"""``python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]``.
+
+Loads a run's ``model.keras`` and resolved ``config.yaml``, evaluates on the test split found
+in ``data.root`` (a folder with only the test files and the mapping is enough), prints accuracy
+and macro F1, and writes ``RUN_DIR/eval_<folder name>.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from emnist_bench.errors import UserError
+
+USAGE = "usage: python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]"
+
+
+def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
+    """Evaluates the model saved in ``run_dir``; returns and writes the figures.
+
+    Raises:
+        UserError: when the run folder, its files or the data are missing or do not match.
+    """
+    run_dir = Path(run_dir)
+    config_file, model_file = run_dir / "config.yaml", run_dir / "model.keras"
+    for required in (config_file, model_file):
+        if not required.is_file():
+            raise UserError(f"{required}: not found; RUN_DIR must be the output folder of a run")
+    bad = [item for item in overrides if "=" not in item]
+    if bad:
+        raise UserError(f"{bad[0]!r} is not key=value; {USAGE}")
+    cfg = OmegaConf.merge(OmegaConf.load(config_file), OmegaConf.from_dotlist(list(overrides)))
+
+    from emnist_bench.data import load_test
+
+    test, mapping = load_test(cfg.data)
+
+    import keras
+
+    from emnist_bench.reporting import predict, test_metrics
+
+    model = keras.saving.load_model(model_file)
+    outputs = model.output_shape[-1]
+    if outputs != mapping.num_classes:
+        raise UserError(
+            f"{model_file}: the model predicts {outputs} classes but the {cfg.data.split} mapping "
+            f"in {cfg.data.root} has {mapping.num_classes}; evaluate on the split it was trained on"
+        )
+    probabilities = predict(model, test.images, int(cfg.trainer.batch_size))
+    scores = test_metrics(probabilities, test.labels, mapping.characters)
+    result = {
+        "test_accuracy": scores["test_accuracy"],
+        "macro_f1": scores["macro_f1"],
+        "test_loss": scores["test_loss"],
+        "test_samples": scores["test_samples"],
+        "data_root": str(cfg.data.root),
+        "split": cfg.data.split,
+        "data_layout": test.layout,
+    }
+    from emnist_bench.train import write_json
+
+    folder = Path(str(cfg.data.root)).expanduser().resolve().name
+    destination = run_dir / f"eval_{folder}.json"
+    write_json(destination, result)
+    print(
+        f"{cfg.data.split} test in {cfg.data.root}: accuracy {result['test_accuracy']:.4f}, "
+        f"macro F1 {result['macro_f1']:.4f} on {result['test_samples']} images -> {destination}"
+    )
+    return result
+
+
+def main(arguments: list[str] | None = None) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    arguments = sys.argv[1:] if arguments is None else arguments
+    if not arguments or arguments[0] in ("-h", "--help"):
+        print(USAGE)
+        sys.exit(0 if arguments else 2)
+    try:
+        evaluate(arguments[0], arguments[1:])
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

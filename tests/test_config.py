@@ -1,0 +1,140 @@
+"""Config composition stays free of TensorFlow; wrong values stop a run in one clear line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from emnist_bench import config as config_lib
+from emnist_bench.errors import ConfigError
+from tests.configs import GROUPS, compose_config, options
+
+
+def run_cli(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "emnist_bench", *arguments],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_every_option_composes_without_importing_tensorflow():
+    script = textwrap.dedent(
+        """
+        import sys
+        from tests.configs import GROUPS, compose_config, options
+        from emnist_bench import config as config_lib
+        for group in GROUPS:
+            for option in options(group):
+                cfg = compose_config([f"{group}={option}"])
+                config_lib.validate(cfg)
+                config_lib.model_arguments(cfg, 47)
+                config_lib.technique_choices(cfg)
+        heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        assert not heavy, heavy
+        print("composed", sum(len(options(g)) for g in GROUPS))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.split()[-1]) == sum(len(options(g)) for g in GROUPS)
+
+
+def test_help_lists_every_group_without_tensorflow():
+    script = (
+        "import sys, runpy; sys.argv=['emnist_bench', '--help']\n"
+        "try:\n runpy.run_module('emnist_bench', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "assert 'tensorflow' not in sys.modules"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for group in GROUPS:
+        assert f"{group}: {', '.join(options(group))}" in result.stdout
+
+
+def test_required_technique_grid_is_available():
+    assert len(options("lr_schedule")) >= 2 and {"step_decay", "reduce_on_plateau"} <= set(
+        options("lr_schedule")
+    )
+    assert len(options("activation")) >= 3 and len(options("optimizer")) >= 3
+    assert set(options("batch_norm")) == {"on", "off"}
+    assert {"none", "l1", "l2"} <= set(options("regularization"))
+    assert set(options("dropout")) == {"on", "off"}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.hidden_units=[64,32]"], "an MLP needs at least 3"),
+        (["model=cnn", "model.conv_filters=[32]"], "a CNN needs at least 2"),
+        (["dropout.rate=1.0"], "dropout.rate=1.0 must be a dropout rate in [0, 1)"),
+        (["dropout.rate=-0.1"], "must be a dropout rate in [0, 1)"),
+        (["model.dropout_rates=[0.1,0.2,1.5]"], "model.dropout_rates=1.5"),
+        (["model.activations=[relu,relu]"], "model.activations has 2 entries, expected 3"),
+        (["trainer.epochs=-1"], "trainer.epochs=-1 must be a whole number >= 0"),
+        (["trainer.batch_size=0"], "trainer.batch_size=0"),
+        (["optimizer.learning_rate=0"], "optimizer.learning_rate=0 must be > 0"),
+        (["activation.name=sigmoidal"], "activation 'sigmoidal' is unknown"),
+        (["regularization.l2=-1"], "must be >= 0"),
+        (["data.class_weight=inverse"], "data.class_weight=inverse"),
+    ],
+)
+def test_wrong_values_are_refused_with_their_message(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_lib.validate(compose_config(overrides))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["optimizer=adamm"], "unknown optimizer option 'adamm'; choose one of: adadelta"),
+        (
+            ["model=mlp", "model.hidden_units=[64,32]"],
+            "model.hidden_units has 2 hidden layers; an MLP needs at least 3",
+        ),
+        (["dropout.rate=1.5"], "dropout.rate=1.5 must be a dropout rate in [0, 1)"),
+        (["trainer.epochs=-3"], "trainer.epochs=-3 must be a whole number"),
+    ],
+)
+def test_cli_refuses_wrong_values_in_one_line_with_exit_code_2(tmp_path, arguments, message):
+    result = run_cli(*arguments, f"hydra.run.dir={tmp_path}", "data.root=/nonexistent")
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_technique_choices_name_every_group():
+    cfg = compose_config(
+        [
+            "model=cnn",
+            "optimizer=rmsprop",
+            "activation=elu",
+            "batch_norm=on",
+            "regularization=l2",
+            "dropout=off",
+            "lr_schedule=reduce_on_plateau",
+        ]
+    )
+    choices = config_lib.technique_choices(cfg)
+    assert choices | {"learning_rate": 0, "batch_size": 0, "augment": ""} == {
+        "model": "cnn",
+        "family": "cnn",
+        "optimizer": "rmsprop",
+        "activation": "elu",
+        "batch_norm": "on",
+        "regularization": "l2",
+        "dropout": "off",
+        "lr_schedule": "reduce_on_plateau",
+        "learning_rate": 0,
+        "batch_size": 0,
+        "augment": "",
+    }

@@ -1,0 +1,133 @@
+"""Every option of every technique group builds the model it names."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+
+from emnist_bench import config as config_lib
+from emnist_bench import training
+from tests.configs import GROUPS, compose_config, options
+
+NUM_CLASSES = 47
+
+
+def build(*overrides: str) -> tuple[keras.Model, object]:
+    cfg = compose_config(list(overrides))
+    config_lib.validate(cfg)
+    return training.build_model(cfg, NUM_CLASSES), cfg
+
+
+def hidden_layer_count(cfg) -> int:
+    if cfg.model.family == "mlp":
+        return len(cfg.model.hidden_units)
+    return len(cfg.model.conv_filters) + len(cfg.model.dense_units)
+
+
+def layers_of(model: keras.Model, kind: type) -> list:
+    return [layer for layer in model.layers if isinstance(layer, kind)]
+
+
+@pytest.mark.parametrize(
+    "override", [f"{group}={option}" for group in GROUPS for option in options(group)]
+)
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_every_option_builds_a_model_with_47_outputs(family, override):
+    model_override = [] if override.startswith("model=") else [f"model={family}"]
+    model, cfg = build(*model_override, override)
+    assert model.output_shape == (None, NUM_CLASSES)
+    assert model.input_shape == (None, 28, 28)
+    assert model.count_params() > 0
+    if not override.startswith("model="):
+        assert cfg.model.family == family
+    # Every compiled optimizer is the one named, with the configured learning rate.
+    training.compile_model(model, cfg)
+    assert type(model.optimizer).__name__.lower() == cfg.optimizer.name.replace("_", "")
+    assert float(model.optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+@pytest.mark.parametrize("state", ["on", "off"])
+def test_batch_norm_layers_exist_exactly_when_on(family, state):
+    model, cfg = build(f"model={family}", f"batch_norm={state}")
+    norms = layers_of(model, keras.layers.BatchNormalization)
+    assert len(norms) == (hidden_layer_count(cfg) if state == "on" else 0)
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["none", "l1", "l2", "l1_l2"])
+def test_regularization_losses_exist_exactly_when_l1_or_l2(family, kind):
+    model, cfg = build(f"model={family}", f"regularization={kind}")
+    penalised = [
+        layer for layer in model.layers if getattr(layer, "kernel_regularizer", None) is not None
+    ]
+    if kind == "none":
+        assert penalised == [] and model.losses == []
+        return
+    assert len(penalised) == hidden_layer_count(cfg)
+    assert len(model.losses) == hidden_layer_count(cfg)
+    config = penalised[0].kernel_regularizer.get_config()
+    assert config.get("l1", 0.0) == pytest.approx(cfg.regularization.l1 if "l1" in kind else 0.0)
+    assert config.get("l2", 0.0) == pytest.approx(cfg.regularization.l2 if "l2" in kind else 0.0)
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+@pytest.mark.parametrize("state", ["on", "off"])
+def test_dropout_layers_exist_exactly_when_on(family, state):
+    model, cfg = build(f"model={family}", f"dropout={state}", "dropout.rate=0.3")
+    dropouts = layers_of(model, keras.layers.Dropout)
+    if state == "off":
+        assert dropouts == []
+    else:
+        assert len(dropouts) == hidden_layer_count(cfg)
+        assert {layer.rate for layer in dropouts} == {0.3}
+
+
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+@pytest.mark.parametrize("name", options("activation"))
+def test_activations_are_the_named_ones(family, name):
+    model, cfg = build(f"model={family}", f"activation={name}")
+    if name == "leaky_relu":
+        found = layers_of(model, keras.layers.LeakyReLU)
+        assert {layer.negative_slope for layer in found} == {cfg.activation.negative_slope}
+    else:
+        found = [layer.activation.__name__ for layer in layers_of(model, keras.layers.Activation)]
+        assert set(found) == {name}
+    assert len(found) == hidden_layer_count(cfg)
+
+
+def test_cnn_seed_tuned_preset_has_per_layer_values():
+    model, cfg = build("model=cnn_seed_tuned")
+    assert cfg.optimizer.name == "rmsprop" and cfg.lr_schedule.name == "reduce_on_plateau"
+    convs = layers_of(model, keras.layers.Conv2D)
+    assert [c.filters for c in convs] == [64, 104]
+    assert {c.kernel_size for c in convs} == {(5, 5)} and {c.padding for c in convs} == {"valid"}
+    assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.12, 0.16, 0.08]
+    activations = [a.activation.__name__ for a in layers_of(model, keras.layers.Activation)]
+    assert activations == ["elu", "relu", "relu", "relu"]
+    dense = [layer.units for layer in layers_of(model, keras.layers.Dense)]
+    assert dense == [96, 112, 47]
+
+
+def test_mlp_presets_reproduce_the_notebook():
+    model, _ = build("model=mlp_baseline")
+    assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [128, 64, 32, 16, 47]
+    assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.2, 0.2, 0.1, 0.1]
+    assert len(model.losses) == 4  # L1+L2 on every hidden layer
+    tuned, cfg = build("model=mlp_seed_tuned")
+    assert [layer.units for layer in layers_of(tuned, keras.layers.Dense)] == [93, 8, 8, 47]
+    assert len(layers_of(tuned, keras.layers.LeakyReLU)) == 1
+    assert cfg.optimizer.name == "adam"
+
+
+def test_cnn_baseline_matches_the_notebook():
+    model, _ = build("model=cnn_baseline")
+    assert [c.filters for c in layers_of(model, keras.layers.Conv2D)] == [32, 64]
+    assert len(layers_of(model, keras.layers.MaxPooling2D)) == 2
+    assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [128, 64, 47]
+    assert layers_of(model, keras.layers.Dropout) == []
+
+
+def test_command_line_choice_beats_the_preset():
+    _, cfg = build("model=cnn_seed_tuned", "optimizer=adam", "lr_schedule=constant")
+    assert cfg.optimizer.name == "adam" and cfg.lr_schedule.name == "constant"
