@@ -70,6 +70,8 @@ def validate(cfg: DictConfig) -> None:
         for key in ("dense_activations", "dense_dropout_rates"):
             _check_list(model, key, len(model.dense_units))
         _check_choice("model.pooling", model.pooling, ("max", "average", "none"))
+        if model.get("pool_every", 1) < 1:
+            raise ConfigError(f"model.pool_every={model.pool_every} must be a whole number >= 1")
     else:
         raise ConfigError(f"model.family={model.family} must be mlp or cnn")
     if any(units < 1 for units in _all_units(model)):
@@ -117,7 +119,7 @@ def technique_choices(cfg: DictConfig) -> dict[str, Any]:
         "regularization": cfg.regularization.name,
         "dropout": "on" if cfg.dropout.enabled else "off",
         "lr_schedule": cfg.lr_schedule.name,
-        "augment": cfg.augment.get("name", "on" if cfg.augment.enabled else "none"),
+        "augment": cfg.augment.name,
         "batch_size": int(cfg.trainer.batch_size),
     }
 
@@ -161,6 +163,7 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "padding": model.padding,
         "pooling": model.pooling,
         "pool_size": int(model.pool_size),
+        "pool_every": int(model.get("pool_every", 1)),
         "dense_units": list(model.dense_units),
         "conv_activations": per_layer("conv_activations", activation, blocks),
         "conv_dropout_rates": per_layer("conv_dropout_rates", dropout, blocks),

@@ -123,6 +123,7 @@ def build_cnn(
     padding: str = "same",
     pooling: str = "max",
     pool_size: int = 2,
+    pool_every: int = 1,
     dense_units: Sequence[int] = (128,),
     conv_activations: str | Sequence[str] = "relu",
     conv_dropout_rates: float | Sequence[float] = 0.0,
@@ -137,7 +138,8 @@ def build_cnn(
     name: str = "cnn",
 ) -> keras.Model:
     """Builds a CNN: at least two conv blocks (conv, BN, activation, pool, dropout), then a
-    dense head and a softmax output."""
+    dense head and a softmax output. Pooling follows every ``pool_every``-th block (2 gives
+    VGG-style pairs of convolutions)."""
     if len(conv_filters) < MIN_CNN_CONV_BLOCKS:
         raise ValueError(
             f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv layers, got {len(conv_filters)}"
@@ -155,13 +157,14 @@ def build_cnn(
     if not augmentation:
         x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
     regularizer = _regularizer(l1, l2)
-    for filters, size, activation, dropout in zip(
-        conv_filters, kernel_sizes, conv_activations, conv_dropout_rates, strict=True
+    for block, (filters, size, activation, dropout) in enumerate(
+        zip(conv_filters, kernel_sizes, conv_activations, conv_dropout_rates, strict=True)
     ):
         conv = layers.Conv2D(
             filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
         )
-        pool = pools[pooling](pool_size, padding="same") if pools[pooling] else None
+        pooled = pools[pooling] is not None and (block + 1) % pool_every == 0
+        pool = pools[pooling](pool_size, padding="same") if pooled else None
         x = _hidden_block(
             x,
             conv,

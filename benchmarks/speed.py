@@ -1,0 +1,226 @@
+"""Speed: the notebook way vs emnist_bench's own training path, side by side, in one process.
+
+For the ``cnn_baseline`` model on the IDX proxy it measures
+  1. seconds per epoch (median of the epochs after the first, which includes tracing),
+  2. training time until the test accuracy first reaches the target (84% by default),
+  3. loading Balanced-size data (131,600 images) from the cache, and ``--help`` wall time,
+then prints one table and writes the figures to a JSON file.
+
+The notebook way is ``model.fit(x_float, y_onehot, batch_size=32)`` on float32 arrays with
+categorical cross-entropy and Adam; emnist_bench's way is ``tf.data`` over uint8 arrays with the
+trainer settings of the composed config (batch size, precision, steps per execution, ...).
+Test accuracy is measured after each epoch, outside the timed part.
+
+    python benchmarks/speed.py --root ../shared/data/emnist-proxy [overrides ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+warnings.filterwarnings("ignore", message=".*shuffle=True.*")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BALANCED_TRAIN, BALANCED_TEST = 112_800, 18_800
+
+
+def compose(overrides: list[str]):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from emnist_bench import config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return hydra_compose("config", overrides=[*overrides, "output_dir=unused"])
+
+
+def train_until(fit_epoch, evaluate, target: float, max_epochs: int) -> dict:
+    """Runs ``fit_epoch`` until ``evaluate`` reaches ``target``; times only the fitting."""
+    seconds, accuracies = [], []
+    for _ in range(max_epochs):
+        started = time.perf_counter()
+        fit_epoch()
+        seconds.append(time.perf_counter() - started)
+        accuracies.append(evaluate())
+        print(f"    epoch {len(seconds)}: {seconds[-1]:.1f} s, test {accuracies[-1]:.4f}", flush=True)
+        if accuracies[-1] >= target:
+            break
+    reached = accuracies[-1] >= target
+    return {
+        "epoch_seconds": seconds,
+        "test_accuracy": accuracies,
+        "seconds_per_epoch": statistics.median(seconds[1:] or seconds),
+        "epochs_to_target": len(seconds) if reached else None,
+        "seconds_to_target": sum(seconds) if reached else None,
+    }
+
+
+def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
+    import keras
+
+    from emnist_bench import training
+
+    training.configure_runtime(cfg.trainer)
+    keras.mixed_precision.set_global_policy("float32")
+    model = training.build_model(cfg, data.num_classes)
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    x = data.x_train.astype("float32")  # the notebook held float arrays and one-hot labels
+    y = keras.utils.to_categorical(data.y_train, data.num_classes)
+    x_val = data.x_val.astype("float32")
+    y_val = keras.utils.to_categorical(data.y_val, data.num_classes)
+    x_test = data.x_test.astype("float32")
+
+    def fit_epoch():
+        model.fit(x, y, batch_size=32, epochs=1, validation_data=(x_val, y_val), verbose=0)
+
+    def evaluate():
+        return float((model.predict(x_test, verbose=0).argmax(1) == data.y_test).mean())
+
+    return train_until(fit_epoch, evaluate, target, max_epochs)
+
+
+def emnist_bench_way(cfg, data, target: float, max_epochs: int) -> dict:
+    from emnist_bench import training
+    from emnist_bench.reporting import predict
+
+    training.configure_runtime(cfg.trainer)
+    model = training.build_model(cfg, data.num_classes)
+    training.compile_model(model, cfg)
+    batch, seed = int(cfg.trainer.batch_size), int(cfg.trainer.seed)
+    train = training.make_dataset(data.x_train, data.y_train, batch_size=batch, shuffle=True,
+                                  seed=seed)  # fmt: skip
+    val = training.make_dataset(data.x_val, data.y_val, batch_size=batch, shuffle=False, seed=seed)
+
+    def fit_epoch():
+        model.fit(train, epochs=1, validation_data=val, verbose=0)
+
+    def evaluate():
+        return float((predict(model, data.x_test, batch).argmax(1) == data.y_test).mean())
+
+    return train_until(fit_epoch, evaluate, target, max_epochs)
+
+
+def cache_load_seconds(root: Path, repeats: int = 5) -> float:
+    """Median time to load Balanced-size train + test (131,600 images) from the cache."""
+    import numpy as np
+
+    from emnist_bench.data.load import load_part
+    from tests.emnist_files import write_idx_split, write_mapping
+
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        source = load_part(root, "balanced", "train", cache_dir=folder / "cache")
+        for part, count in (("train", BALANCED_TRAIN), ("test", BALANCED_TEST)):
+            take = np.resize(np.arange(source.labels.size), count)
+            write_idx_split(folder / "data", "balanced", part, source.images[take],
+                            source.labels[take])  # fmt: skip
+        write_mapping(folder / "data", "balanced", 47)
+        for part in ("train", "test"):  # the first, parsing load fills the cache
+            load_part(folder / "data", "balanced", part, cache_dir=folder / "cache")
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            for part in ("train", "test"):
+                load_part(folder / "data", "balanced", part, cache_dir=folder / "cache")
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def help_seconds(repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "emnist_bench", "--help"], capture_output=True,
+                       check=True)  # fmt: skip
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+         if line.startswith("model name")),
+        platform.processor(),
+    )  # fmt: skip
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return {"cores": os.cpu_count(), "cpu": model, "device": ", ".join(gpus) or "CPU",
+            "tensorflow": tf.__version__}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default=str(REPO.parent / "shared/data/emnist-proxy"))
+    parser.add_argument("--target", type=float, default=0.84)
+    parser.add_argument("--max-epochs", type=int, default=12)
+    parser.add_argument("--output", default="outputs/benchmarks/speed.json")
+    parser.add_argument("--skip-notebook", action="store_true")
+    parser.add_argument("overrides", nargs="*", help="config overrides for emnist_bench's way")
+    args = parser.parse_args()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from emnist_bench.data import load_dataset
+
+    base = [f"data.root={args.root}", "model=cnn_baseline", "trainer.early_stopping.enabled=false"]
+    cfg = compose([*base, *args.overrides])
+    data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
+    results = {"machine": machine(), "data": f"EMNIST proxy (IDX) at {args.root}",
+               "train_images": int(data.y_train.size), "target": args.target,
+               "overrides": args.overrides}  # fmt: skip
+    if not args.skip_notebook:
+        print("notebook way (float arrays, one-hot, batch 32):", flush=True)
+        results["notebook"] = notebook_way(compose(base), data, args.target, args.max_epochs)
+    print(f"emnist_bench way ({' '.join(args.overrides) or 'defaults'}):", flush=True)
+    results["emnist_bench"] = emnist_bench_way(cfg, data, args.target, args.max_epochs)
+    results["cache_load_seconds"] = cache_load_seconds(Path(args.root))
+    results["help_seconds"] = help_seconds()
+
+    ours, theirs = results["emnist_bench"], results.get("notebook")
+    if theirs:
+        results["epoch_speedup"] = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
+        if ours["seconds_to_target"] and theirs["seconds_to_target"]:
+            results["time_to_target_ratio"] = ours["seconds_to_target"] / theirs["seconds_to_target"]
+    table = Table(title=f"cnn_baseline on the EMNIST proxy — {results['machine']['cores']} cores, "
+                        f"{results['machine']['device']} ({results['machine']['cpu']})")  # fmt: skip
+    table.add_column("measure")
+    table.add_column("notebook way", justify="right")
+    table.add_column("emnist_bench", justify="right")
+    table.add_column("ratio", justify="right")
+
+    def fmt(value, unit=" s"):
+        return "-" if value is None else f"{value:.1f}{unit}"
+
+    table.add_row("seconds per epoch", fmt(theirs and theirs["seconds_per_epoch"]),
+                  fmt(ours["seconds_per_epoch"]),
+                  fmt(results.get("epoch_speedup"), "x faster"))  # fmt: skip
+    table.add_row(f"time to {args.target:.0%} test", fmt(theirs and theirs["seconds_to_target"]),
+                  fmt(ours["seconds_to_target"]),
+                  fmt(results.get("time_to_target_ratio"), "x the time"))  # fmt: skip
+    table.add_row("epochs to target", str(theirs and theirs["epochs_to_target"]),
+                  str(ours["epochs_to_target"]), "")  # fmt: skip
+    table.add_row("cache load, 131,600 images", "", f"{results['cache_load_seconds']:.2f} s", "")
+    table.add_row("--help wall time", "", f"{results['help_seconds']:.2f} s", "")
+    Console().print(table)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures written to {output}")
+
+
+if __name__ == "__main__":
+    main()
