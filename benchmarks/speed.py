@@ -54,7 +54,8 @@ def train_until(fit_epoch, evaluate, target: float, max_epochs: int) -> dict:
         fit_epoch()
         seconds.append(time.perf_counter() - started)
         accuracies.append(evaluate())
-        print(f"    epoch {len(seconds)}: {seconds[-1]:.1f} s, test {accuracies[-1]:.4f}", flush=True)
+        print(f"    epoch {len(seconds)}: {seconds[-1]:.1f} s, test {accuracies[-1]:.4f}",
+              flush=True)
         if accuracies[-1] >= target:
             break
     reached = accuracies[-1] >= target
@@ -194,9 +195,11 @@ def main() -> None:
     if theirs:
         results["epoch_speedup"] = theirs["seconds_per_epoch"] / ours["seconds_per_epoch"]
         if ours["seconds_to_target"] and theirs["seconds_to_target"]:
-            results["time_to_target_ratio"] = ours["seconds_to_target"] / theirs["seconds_to_target"]
-    table = Table(title=f"cnn_baseline on the EMNIST proxy — {results['machine']['cores']} cores, "
-                        f"{results['machine']['device']} ({results['machine']['cpu']})")  # fmt: skip
+            ratio = ours["seconds_to_target"] / theirs["seconds_to_target"]
+            results["time_to_target_ratio"] = ratio
+    where = results["machine"]
+    table = Table(title=f"cnn_baseline on the EMNIST proxy — {where['cores']} cores, "
+                        f"{where['device']} ({where['cpu']})")  # fmt: skip
     table.add_column("measure")
     table.add_column("notebook way", justify="right")
     table.add_column("emnist_bench", justify="right")

@@ -16,6 +16,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import hydra
 from omegaconf import DictConfig
 
+import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 from emnist_bench import config_dir
 from emnist_bench.errors import UserError
 

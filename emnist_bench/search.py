@@ -1,0 +1,457 @@
+"""Hyperparameter search with keras-tuner, driven by ``tuner`` and ``search_space`` in config.
+
+A trial's hyperparameter values stand for a config fragment (:func:`hparams_fragment`): whole
+groups (``model``, ``optimizer``, ...) that replace the run's own, as ``hparams_file`` does in
+a plain run. Each trial's model is built and compiled from the run's config with that fragment
+applied, by the same code as a normal run, and the best trial's fragment is written as
+``best_hparams.yaml``: re-training it needs no tuner.
+
+keras-tuner keeps its state in ``tuner/`` and reloads it, so running the same command in the
+same folder keeps every finished trial and runs only the missing ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_tuner as kt
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from emnist_bench import config as config_lib
+from emnist_bench import config_dir, training
+from emnist_bench.errors import ConfigError, UserError
+from emnist_bench.train import apply_hparams
+
+log = logging.getLogger(__name__)
+
+# Per-layer entries of each family's search space: entry -> (its layer-count entry, model key).
+# Each is one hyperparameter per layer, named entry_1, entry_2, ...
+PER_LAYER = {
+    "mlp": {
+        "units": ("layers", "hidden_units"),
+        "activation": ("layers", "activations"),
+        "dropout": ("layers", "dropout_rates"),
+    },
+    "cnn": {
+        "filters": ("conv_blocks", "conv_filters"),
+        "kernel_size": ("conv_blocks", "kernel_size"),
+        "conv_activation": ("conv_blocks", "conv_activations"),
+        "conv_dropout": ("conv_blocks", "conv_dropout_rates"),
+        "dense_units": ("dense_layers", "dense_units"),
+        "dense_activation": ("dense_layers", "dense_activations"),
+        "dense_dropout": ("dense_layers", "dense_dropout_rates"),
+    },
+}
+# The model key whose length a layer-count entry gives (its length in the run's config when
+# the entry is not searched).
+LAYER_COUNTS = {
+    "layers": "hidden_units",
+    "conv_blocks": "conv_filters",
+    "dense_layers": "dense_units",
+}
+# Entries that choose an option of a config group (conf/<group>/<value>.yaml).
+GROUP_CHOICES = ("optimizer", "regularization")
+SHARED_ENTRIES = (
+    "batch_norm",
+    "regularization",
+    "regularization_strength",
+    "optimizer",
+    "learning_rate",
+)
+TUNER_KEYS_FILE = "tuner/none.yaml"  # the keys every tuner option shares
+
+
+def _sampling(entry: DictConfig) -> str:
+    return "log" if entry.get("log") else "linear"
+
+
+# Search-space entry types -> keras-tuner hyperparameters.
+HYPERPARAMETERS = {
+    "int": lambda hp, name, e, **when: hp.Int(
+        name, e.min, e.max, step=e.get("step"), sampling=_sampling(e), **when
+    ),
+    "float": lambda hp, name, e, **when: hp.Float(
+        name, e.min, e.max, step=e.get("step"), sampling=_sampling(e), **when
+    ),
+    "choice": lambda hp, name, e, **when: hp.Choice(name, list(e["values"]), **when),
+    "bool": lambda hp, name, e, **when: hp.Boolean(name, **when),
+    "fixed": lambda hp, name, e, **when: hp.Fixed(name, e.value, **when),
+}
+
+
+def _declare(hp: kt.HyperParameters, where: str, name: str, entry: DictConfig, **when) -> None:
+    try:
+        HYPERPARAMETERS[entry.type](hp, name, entry, **when)
+    except (KeyError, ValueError, TypeError, OmegaConfBaseException) as error:
+        kinds = ", ".join(HYPERPARAMETERS)
+        raise ConfigError(
+            f"{where}={OmegaConf.to_container(entry)}: {error!s} (an entry is "
+            f"{{type: {kinds}}} with min and max (step, log), values or value)"
+        ) from None
+
+
+def _options(entry: DictConfig) -> list:
+    """The values a choice or fixed entry allows."""
+    return [entry.value] if entry.type == "fixed" else list(entry.get("values") or [])
+
+
+def _count_range(cfg: DictConfig, count: str) -> tuple[int, int]:
+    """The fewest and the most layers a layer-count entry allows."""
+    entry = cfg.search_space[cfg.model.family].get(count)
+    if entry is None:
+        layers = len(cfg.model[LAYER_COUNTS[count]])
+        return layers, layers
+    values = [entry.min, entry.max] if entry.type == "int" else _options(entry)
+    return int(min(values)), int(max(values))
+
+
+def declare_space(hp: kt.HyperParameters, cfg: DictConfig) -> None:
+    """Registers every hyperparameter of the model family's search space in ``hp``.
+
+    The hyperparameters of layers beyond the fewest allowed are active only when their
+    layer-count hyperparameter includes them, and the regularization strength only when a
+    regularization other than none is chosen.
+
+    Raises:
+        ConfigError: for an unknown entry, an option no config group has, or an entry
+            keras-tuner refuses.
+    """
+    family = cfg.model.family
+    space, per_layer = cfg.search_space[family], PER_LAYER[family]
+    counts = sorted({count for count, _ in per_layer.values()})
+    unknown = set(space) - set(counts) - set(per_layer) - set(SHARED_ENTRIES)
+    if unknown:
+        known = ", ".join([*counts, *per_layer, *SHARED_ENTRIES])
+        raise ConfigError(
+            f"search_space.{family} has unknown entries {sorted(unknown)}; known: {known}"
+        )
+    for group in GROUP_CHOICES:
+        entry = space.get(group)
+        options = [] if entry is None else _options(entry)
+        missing = [o for o in options if not (config_dir() / group / f"{o}.yaml").is_file()]
+        if missing:
+            raise ConfigError(
+                f"search_space.{family}.{group} names {missing}, which conf/{group}/ has no "
+                "option for"
+            )
+    # Layer counts first: the per-layer entries depend on them.
+    for name in [*counts, *SHARED_ENTRIES]:
+        entry, when = space.get(name), {}
+        if name == "regularization_strength" and space.get("regularization") is not None:
+            chosen = [v for v in _options(space.regularization) if v != "none"]
+            if not chosen:
+                continue
+            when = {"parent_name": "regularization", "parent_values": chosen}
+        if entry is not None:
+            _declare(hp, f"search_space.{family}.{name}", name, entry, **when)
+    for name, (count, _) in per_layer.items():
+        if space.get(name) is None:
+            continue
+        fewest, most = _count_range(cfg, count)
+        for layer in range(1, most + 1):
+            when = {}
+            if layer > fewest:
+                when = {"parent_name": count, "parent_values": list(range(layer, most + 1))}
+            _declare(hp, f"search_space.{family}.{name}", f"{name}_{layer}", space[name], **when)
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter value as a YAML-friendly Python value; floats to 6 significant digits
+    (so that a dropout of 0.30000000000000004 reads 0.3)."""
+    value = value.item() if hasattr(value, "item") else value
+    return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def _chosen_group(cfg: DictConfig, group: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The option a ``group`` entry chose, as its ``conf/`` file has it (``sgd`` comes with its
+    momentum), or the run's own group when the entry is not searched."""
+    if group in values:
+        return OmegaConf.to_container(
+            OmegaConf.load(config_dir() / group / f"{values[group]}.yaml")
+        )
+    return OmegaConf.to_container(cfg[group], resolve=True)
+
+
+def hparams_fragment(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
+    """The config groups that a trial's hyperparameter ``values`` stand for.
+
+    Each group is complete, as it replaces the run's own (``train.apply_hparams``): ``model``
+    always; ``dropout``, ``batch_norm``, ``regularization`` and ``optimizer`` when their
+    entries are searched.
+    """
+    family = cfg.model.family
+    space = cfg.search_space[family]
+    values = {name: _plain(value) for name, value in values.items()}
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    fragment: dict[str, Any] = {"model": model}
+    for name, (count, key) in PER_LAYER[family].items():
+        if space.get(name) is not None:
+            layers = values.get(count, len(cfg.model[LAYER_COUNTS[count]]))
+            model[key] = [values[f"{name}_{layer}"] for layer in range(1, layers + 1)]
+    if any(space.get(name) is not None for name in PER_LAYER[family] if name.endswith("dropout")):
+        # Per-layer rates apply only with the dropout group on.
+        fragment["dropout"] = {**OmegaConf.to_container(cfg.dropout), "enabled": True}
+    if "batch_norm" in values:
+        enabled = bool(values["batch_norm"])
+        fragment["batch_norm"] = {**OmegaConf.to_container(cfg.batch_norm), "enabled": enabled}
+    if {"regularization", "regularization_strength"} & values.keys():
+        group = _chosen_group(cfg, "regularization", values)
+        for weight in ("l1", "l2"):
+            if "regularization_strength" in values and group["name"] in (weight, "l1_l2"):
+                group[weight] = values["regularization_strength"]
+        fragment["regularization"] = group
+    if {"optimizer", "learning_rate"} & values.keys():
+        group = _chosen_group(cfg, "optimizer", values)
+        group["learning_rate"] = values.get("learning_rate", group["learning_rate"])
+        fragment["optimizer"] = group
+    return OmegaConf.create(fragment)
+
+
+class ConfigHyperModel(kt.HyperModel):
+    """Declares the search space from config; builds and fits a trial's model like a normal run."""
+
+    def __init__(self, cfg: DictConfig, num_classes: int):
+        super().__init__(name=f"{cfg.model.family}_search")
+        self.cfg, self.num_classes = cfg, num_classes
+
+    def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
+        declare_space(hp, self.cfg)
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        trial_cfg = apply_hparams(self.cfg, hparams_fragment(self.cfg, hp.values))
+        config_lib.validate(trial_cfg)
+        keras.utils.set_random_seed(int(self.cfg.trainer.seed))
+        model = training.build_model(trial_cfg, self.num_classes)
+        training.compile_model(model, trial_cfg)
+        return model
+
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
+        history = model.fit(*args, shuffle=False, verbose=0, **kwargs)
+        # Kept with the epoch metrics, so that trials.csv shows each trial's model size.
+        history.history["params"] = [model.count_params()] * len(history.epoch)
+        return history
+
+
+def gradient_registry() -> dict[str, Any]:
+    """TensorFlow's global registry of gradient functions (empty if its internals moved)."""
+    from tensorflow.python.framework import ops
+
+    return getattr(getattr(ops, "gradient_registry", None), "_registry", {})
+
+
+class _ConfigTuner:
+    """Mixed into each keras-tuner tuner: declares the whole space up front, and after each
+    trial frees its Keras state and rewrites ``trials.csv``."""
+
+    def __init__(self, *, trials_csv: Path, **kwargs):
+        self.trials_csv = trials_csv
+        self._gradients_before: set[str] = set()
+        super().__init__(**kwargs)
+
+    def _populate_initial_space(self):
+        # keras-tuner would build models here to find conditional hyperparameters. The space
+        # declares them all, and a value that makes an invalid model must fail only its trial.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._gradients_before = set(gradient_registry())
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        trial = self.oracle.get_trial(trial.trial_id)
+        if trial.status == "FAILED":  # keras-tuner printed the traceback; trial.json keeps it
+            log.warning("Trial %s failed: %s", trial.trial_id, _last_line(trial.message))
+        # Each traced train step registers a global "CustomGradient-<uid>" function (the Keras
+        # TensorFlow optimizer's gradient all-reduce uses tf.custom_gradient) that holds the
+        # whole step graph, which clear_session() leaves behind: about 17 MiB per MLP trial.
+        # The trial's graphs are dead by now, so are their gradient functions.
+        registry = gradient_registry()
+        for name in set(registry) - self._gradients_before:
+            if name.startswith("CustomGradient-"):
+                del registry[name]
+        keras.backend.clear_session()
+        gc.collect()
+        write_trials_csv(self.oracle, self.trials_csv)
+
+
+class RandomSearch(_ConfigTuner, kt.RandomSearch):
+    pass
+
+
+class BayesianOptimization(_ConfigTuner, kt.BayesianOptimization):
+    pass
+
+
+class Hyperband(_ConfigTuner, kt.Hyperband):
+    pass
+
+
+TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband": Hyperband}
+
+
+def make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.Tuner:
+    """The configured tuner over ``out/tuner``, reloading the state found there.
+
+    The keys a tuner option adds to ``conf/tuner/none.yaml`` are its keras-tuner arguments.
+    Every tuner stops at ``tuner.max_trials`` trials in total (Hyperband has no budget of its own).
+    """
+    tuner = cfg.tuner
+    shared = OmegaConf.load(config_dir() / TUNER_KEYS_FILE)
+    options = {key: value for key, value in tuner.items() if key not in shared}
+    built = TUNERS[tuner.name](
+        hypermodel=hypermodel,
+        objective=tuner.objective,
+        seed=int(tuner.seed),
+        executions_per_trial=int(tuner.executions_per_trial),
+        max_retries_per_trial=int(tuner.max_retries_per_trial),
+        max_consecutive_failed_trials=tuner.max_consecutive_failed_trials,
+        directory=str(out / "tuner"),
+        project_name=f"{cfg.model.family}_{tuner.name}",
+        overwrite=False,
+        trials_csv=out / "trials.csv",
+        **options,
+    )
+    built.oracle.max_trials = int(tuner.max_trials)
+    return built
+
+
+def _last_line(message: str | None) -> str:
+    lines = [line for line in (message or "").splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def write_trials_csv(oracle: kt.Oracle, path: Path) -> list[dict[str, Any]]:
+    """Writes one row per finished (completed or failed) trial: its id, status, score, every
+    hyperparameter, the metrics of its best epoch, and the error of a failed one."""
+    trials = sorted(oracle.trials.values(), key=lambda trial: int(trial.trial_id))
+    finished = [trial for trial in trials if trial.status in ("COMPLETED", "FAILED")]
+    names = [hp.name for hp in oracle.hyperparameters.space]
+    for trial in finished:
+        names += [name for name in trial.hyperparameters.values if name not in names]
+    metrics = sorted({name for trial in finished for name in trial.metrics.metrics})
+    rows = []
+    for trial in finished:
+        row = {"trial_id": trial.trial_id, "status": trial.status, "score": trial.score}
+        row |= {name: _plain(trial.hyperparameters.values.get(name)) for name in names}
+        row |= {
+            name: trial.metrics.get_last_value(name)
+            for name in metrics
+            if trial.metrics.exists(name)
+        }
+        if row.get("params") is not None:
+            row["params"] = int(row["params"])  # a count (keras-tuner averages it as a float)
+        row["error"] = _last_line(trial.message) if trial.status == "FAILED" else None
+        rows.append(row)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["trial_id", "status", "score", *names, *metrics, "error"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def write_best_hparams(path: Path, fragment: DictConfig, trial, objective: str) -> None:
+    path = path.resolve()
+    header = (
+        f"# Best configuration of the search in {path.parent}: trial {trial.trial_id}, "
+        f"{objective} {trial.score:.4f}.\n"
+        "# Re-train it without the tuner (each group below replaces the run's own):\n"
+        f"#   python -m emnist_bench hparams_file={path}\n"
+    )
+    path.write_text(header + OmegaConf.to_yaml(fragment))
+
+
+def _check(cfg: DictConfig, data) -> None:
+    tuner = cfg.tuner
+    if tuner.name not in TUNERS:
+        raise ConfigError(f"tuner.name={tuner.name} must be none or one of {', '.join(TUNERS)}")
+    for key in ("max_trials", "epochs", "executions_per_trial"):
+        if not isinstance(tuner[key], int) or tuner[key] < 1:
+            raise ConfigError(f"tuner.{key}={tuner[key]} must be a whole number >= 1")
+    if not len(data.y_val):
+        raise ConfigError("the tuner scores trials on validation data: set data.val_size > 0")
+    declare_space(kt.HyperParameters(), cfg)
+
+
+def _fit_arguments(cfg: DictConfig, data) -> dict[str, Any]:
+    """What every trial's ``model.fit`` gets: the data pipelines, epochs and callbacks."""
+    tuner, trainer = cfg.tuner, cfg.trainer
+    seed, batch_size = int(trainer.seed), int(trainer.batch_size)
+    one_hot = data.num_classes if trainer.get("label_smoothing") else None
+    train, val = (
+        training.make_dataset(
+            x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, num_classes=one_hot
+        )
+        for x, y, shuffle in ((data.x_train, data.y_train, True), (data.x_val, data.y_val, False))
+    )
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if tuner.early_stopping.enabled:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=tuner.objective, patience=int(tuner.early_stopping.patience)
+            )
+        )
+    weights = (
+        training.class_weights(data.y_train, data.num_classes)
+        if cfg.data.get("class_weight") == "balanced"
+        else None
+    )
+    return {
+        "x": train,
+        "validation_data": val,
+        "epochs": int(tuner.epochs),
+        "callbacks": callbacks,
+        "class_weight": weights,
+    }
+
+
+def search(cfg: DictConfig, data, out: Path) -> DictConfig:
+    """Runs (or resumes) the configured search on the training and validation data.
+
+    Writes ``tuner/`` (keras-tuner's state), ``trials.csv`` and ``best_hparams.yaml`` in ``out``.
+
+    Returns:
+        ``cfg`` with the best trial's groups in place of its own, ready to re-train.
+
+    Raises:
+        ConfigError: for a bad ``tuner`` or ``search_space`` value.
+        UserError: when no trial completed.
+    """
+    _check(cfg, data)
+    tuner = make_tuner(cfg, ConfigHyperModel(cfg, data.num_classes), out)
+    try:
+        tuner.search(**_fit_arguments(cfg, data))
+    except RuntimeError as error:  # keras-tuner's max_consecutive_failed_trials
+        if "consecutive failures" not in str(error):
+            raise
+        log.warning("Search stopped: %s", str(error).splitlines()[0])
+    rows = write_trials_csv(tuner.oracle, out / "trials.csv")
+    best = tuner.oracle.get_best_trials(1)
+    if not best or best[0].status != "COMPLETED":
+        first_error = next((row["error"] for row in rows if row["error"]), "no trial ran")
+        raise UserError(
+            f"all {len(rows)} tuner trials failed; first error: {first_error} "
+            f"(every trial is in {out / 'trials.csv'})"
+        )
+    best = best[0]
+    fragment = hparams_fragment(cfg, best.hyperparameters.values)
+    write_best_hparams(out / "best_hparams.yaml", fragment, best, tuner.oracle.objective.name)
+    log.info(
+        "Best of %d trials: trial %s, %s %.4f",
+        len(rows),
+        best.trial_id,
+        tuner.oracle.objective.name,
+        best.score,
+    )
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(cfg.trainer.seed))
+    return apply_hparams(cfg, fragment)

@@ -1,0 +1,289 @@
+"""Tests of the keras-tuner search: trials.csv, best_hparams.yaml, resuming, failed trials.
+
+Tiny data (10 images per class), one epoch per trial, two trials per search.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig, OmegaConf
+
+from emnist_bench import config_dir
+from emnist_bench.errors import ConfigError, UserError
+from emnist_bench.train import run
+from tests.configs import compose_config, smoke_overrides
+
+TUNERS = ("random", "bayesian", "hyperband")
+
+
+def compose_cfg(csv_proxy: Path, cache: Path, out: Path, *overrides: str) -> DictConfig:
+    """The real config on the CSV proxy (10 images per class): searches of two 1-epoch trials."""
+    tiny = ("data.subset=10", "tuner.max_trials=2", "tuner.epochs=1", *overrides)
+    return compose_config(smoke_overrides(csv_proxy, cache, *tiny), output_dir=out)
+
+
+def read_trials(out: Path) -> list[dict[str, str]]:
+    with (out / "trials.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def best_row(rows: list[dict[str, str]]) -> dict[str, str]:
+    return max((r for r in rows if r["status"] == "COMPLETED"), key=lambda r: float(r["score"]))
+
+
+def count_calls(monkeypatch, failing: int | None = None) -> list[int]:
+    """Counts the trials that train; the ``failing``-th (1-based) raises instead."""
+    from emnist_bench import search as search_lib
+
+    calls: list[int] = []
+    fit = search_lib.ConfigHyperModel.fit
+
+    def counted(self, hp, model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == failing:
+            raise RuntimeError("forced failure")
+        return fit(self, hp, model, *args, **kwargs)
+
+    monkeypatch.setattr(search_lib.ConfigHyperModel, "fit", counted)
+    return calls
+
+
+@pytest.fixture(scope="module")
+def searched(csv_proxy, proxy_cache, tmp_path_factory):
+    """One MLP random search of two trials, re-trained: (its folder, metrics.json)."""
+    out = tmp_path_factory.mktemp("search")
+    metrics = run(compose_cfg(csv_proxy, proxy_cache, out, "model=mlp", "tuner=random"))
+    return out, metrics
+
+
+def test_search_records_each_trial_and_retrains_the_best(searched):
+    out, metrics = searched
+    rows = read_trials(out)
+    assert [r["trial_id"] for r in rows] == ["0", "1"]
+    assert {r["status"] for r in rows} == {"COMPLETED"}
+    for row in rows:
+        assert 0 <= float(row["score"]) <= 1
+        assert row["optimizer"] in ("adam", "sgd", "rmsprop", "adadelta")
+        layers = int(row["layers"])
+        assert 3 <= layers <= 5
+        # Per-layer hyperparameters exist for the trial's layers only.
+        assert all(row[f"units_{i}"] for i in range(1, layers + 1))
+        assert not any(row.get(f"units_{i}") for i in range(layers + 1, 6))
+    best = best_row(rows)
+    assert metrics["status"] == "completed"
+    assert metrics["params"] == int(best["params"])
+    assert metrics["optimizer"] == best["optimizer"]
+    for artifact in ("metrics.json", "model.keras", "history.csv", "plots/confusion_matrix.png"):
+        assert (out / artifact).is_file(), artifact
+    assert len(list((out / "tuner" / "mlp_random").glob("trial_*/trial.json"))) == 2
+    hparams = OmegaConf.load(out / "best_hparams.yaml")
+    layers = int(best["layers"])
+    assert hparams.model.hidden_units == [int(best[f"units_{i}"]) for i in range(1, layers + 1)]
+    assert hparams.model.activations == [best[f"activation_{i}"] for i in range(1, layers + 1)]
+    assert hparams.optimizer.learning_rate == pytest.approx(float(best["learning_rate"]))
+    assert hparams.dropout.enabled is True
+
+
+def test_best_hparams_feed_back_into_a_plain_run(searched, csv_proxy, proxy_cache, tmp_path):
+    out, metrics = searched
+    hparams = OmegaConf.load(out / "best_hparams.yaml")
+    # Other group choices on the command line are replaced whole by the file's groups.
+    cfg = compose_cfg(
+        csv_proxy,
+        proxy_cache,
+        tmp_path,
+        "model=cnn",
+        "optimizer=adamw",
+        f"hparams_file={out / 'best_hparams.yaml'}",
+    )
+    plain = run(cfg)
+    assert not (tmp_path / "trials.csv").exists()
+    assert plain["family"] == "mlp"
+    assert plain["params"] == metrics["params"] == int(best_row(read_trials(out))["params"])
+    saved = OmegaConf.load(tmp_path / "config.yaml")
+    for group in hparams:
+        assert saved[group] == hparams[group], group  # no adamw weight_decay left over
+
+
+def test_resume_keeps_finished_trials_and_runs_only_new_ones(
+    searched, csv_proxy, proxy_cache, tmp_path, monkeypatch
+):
+    out, _ = searched
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out, resumed)
+    calls = count_calls(monkeypatch)
+    run(compose_cfg(csv_proxy, proxy_cache, resumed, "tuner=random", "tuner.max_trials=3"))
+    assert len(calls) == 1
+    before, after = read_trials(out), read_trials(resumed)
+    assert len(after) == 3
+    assert after[:2] == before
+    assert after[2]["trial_id"] == "2" and after[2]["status"] == "COMPLETED"
+
+
+@pytest.fixture(scope="module")
+def tiny_data(csv_proxy, proxy_cache):
+    from emnist_bench.data import load_dataset
+
+    cfg = compose_cfg(csv_proxy, proxy_cache, Path("unused"))
+    return load_dataset(cfg.data, seed=int(cfg.trainer.seed))
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(
+    csv_proxy, proxy_cache, tiny_data, tmp_path, monkeypatch
+):
+    from emnist_bench.search import search
+
+    calls = count_calls(monkeypatch, failing=1)
+    cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "tuner=random")
+    best = search(cfg, tiny_data, tmp_path)
+    assert len(calls) == 2
+    failed, completed = read_trials(tmp_path)
+    assert failed["status"] == "FAILED" and not failed["score"]
+    assert failed["error"] == "RuntimeError: forced failure"
+    assert completed["status"] == "COMPLETED" and not completed["error"]
+    units = [int(completed[f"units_{i}"]) for i in range(1, int(completed["layers"]) + 1)]
+    assert list(best.model.hidden_units) == units
+    assert OmegaConf.load(tmp_path / "best_hparams.yaml").model.hidden_units == units
+
+
+def test_when_every_trial_fails_the_run_stops_with_one_line(csv_proxy, proxy_cache, tmp_path):
+    # Three 7x7 'valid' conv blocks shrink a 28x28 image below zero: no trial can build.
+    cfg = compose_cfg(
+        csv_proxy,
+        proxy_cache,
+        tmp_path,
+        "model=cnn",
+        "tuner=random",
+        "model.padding=valid",
+        "search_space.cnn.conv_blocks.min=3",
+        "search_space.cnn.conv_blocks.max=3",
+        "search_space.cnn.kernel_size.values=[7]",
+    )
+    with pytest.raises(UserError) as raised:
+        run(cfg)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("all 2 tuner trials failed")
+    assert "zero or negative" in message
+    assert [r["status"] for r in read_trials(tmp_path)] == ["FAILED", "FAILED"]
+    assert not (tmp_path / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
+def test_each_tuner_searches_the_cnn_space(tuner, csv_proxy, proxy_cache, tiny_data, tmp_path):
+    from emnist_bench import training
+    from emnist_bench.search import gradient_registry, search
+
+    cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "model=cnn", f"tuner={tuner}")
+    gradients = set(gradient_registry())
+    best_cfg = search(cfg, tiny_data, tmp_path)
+    # Trials leave no global gradient functions behind (each would hold its train step graph).
+    assert set(gradient_registry()) == gradients
+    rows = read_trials(tmp_path)
+    assert [r["status"] for r in rows] == ["COMPLETED", "COMPLETED"]
+    if tuner == "hyperband":
+        assert {r["tuner/epochs"] for r in rows} == {"1"}  # tuner.epochs is max_epochs
+    best = best_row(rows)
+    blocks = int(best["conv_blocks"])
+    assert list(best_cfg.model.conv_filters) == [
+        int(best[f"filters_{i}"]) for i in range(1, blocks + 1)
+    ]
+    assert list(best_cfg.model.kernel_size) == [
+        int(best[f"kernel_size_{i}"]) for i in range(1, blocks + 1)
+    ]
+    model = training.build_model(best_cfg, tiny_data.num_classes)
+    assert model.count_params() == int(best["params"])
+
+
+def test_a_trial_fragment_holds_whole_groups(csv_proxy, proxy_cache, tmp_path):
+    from emnist_bench.search import hparams_fragment
+    from emnist_bench.train import apply_hparams
+
+    cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "optimizer=adamw", "dropout=off")
+    values = {
+        "layers": 4,
+        "batch_norm": True,
+        "regularization": "l2",
+        "regularization_strength": 3e-5,
+        "optimizer": "sgd",
+        "learning_rate": 0.0123456789,
+        **{f"units_{i}": 32 * i for i in range(1, 5)},
+        **{f"activation_{i}": "elu" for i in range(1, 5)},
+        **{f"dropout_{i}": 0.1 * i for i in range(1, 5)},
+    }
+    fragment = hparams_fragment(cfg, values)
+    assert fragment.model.hidden_units == [32, 64, 96, 128]
+    assert fragment.model.dropout_rates == [0.1, 0.2, 0.3, 0.4]  # 0.30000000000000004 rounded
+    assert fragment.dropout.enabled is True
+    assert fragment.batch_norm.enabled is True
+    assert OmegaConf.to_container(fragment.regularization) == {"name": "l2", "l1": 0.0, "l2": 3e-5}
+    # sgd comes with the momentum of conf/optimizer/sgd.yaml; adamw's weight decay is gone.
+    optimizer = OmegaConf.to_container(apply_hparams(cfg, fragment).optimizer)
+    assert optimizer == {
+        "name": "sgd",
+        "learning_rate": 0.0123457,
+        "momentum": 0.9,
+        "nesterov": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("+search_space.mlp.unitz={type:int,min:1,max:2}", "unknown entries ['unitz']"),
+        ("search_space.mlp.units.type=integer", "search_space.mlp.units="),
+        ("search_space.mlp.optimizer.values=[adam,adamm]", "['adamm']"),
+        ("search_space.mlp.learning_rate.min=0", "search_space.mlp.learning_rate="),
+    ],
+)
+def test_a_bad_search_space_is_one_config_error(
+    override, problem, csv_proxy, proxy_cache, tmp_path
+):
+    import keras_tuner as kt
+
+    from emnist_bench.search import declare_space
+
+    cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, override)
+    with pytest.raises(ConfigError, match=problem.replace("[", r"\[")) as raised:
+        declare_space(kt.HyperParameters(), cfg)
+    assert "\n" not in str(raised.value)
+
+
+def test_a_missing_hparams_file_is_one_config_error(csv_proxy, proxy_cache, tmp_path):
+    cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, f"hparams_file={tmp_path / 'nope.yaml'}")
+    with pytest.raises(ConfigError, match="hparams_file=.*nope.yaml") as raised:
+        run(cfg)
+    assert "\n" not in str(raised.value)
+
+
+def test_cli_lists_tuners_and_composes_them_without_tensorflow():
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "emnist_bench", "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
+    assert "tuner: bayesian, hyperband, none, random" in shown
+    script = f"""
+import sys
+from hydra import compose, initialize_config_dir
+with initialize_config_dir(config_dir={str(config_dir())!r}, version_base="1.3"):
+    for name in {TUNERS + ("none",)!r}:
+        cfg = compose("config", overrides=["tuner=" + name, "model=cnn"])
+        print(name, cfg.tuner.name, cfg.tuner.max_trials, cfg.tuner.epochs, cfg.tuner.objective,
+              len(cfg.search_space.cnn), "tensorflow" in sys.modules)
+"""
+    lines = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    ).stdout.splitlines()
+    for name, line in zip(TUNERS + ("none",), lines, strict=True):
+        assert line.split() == [name, name, "10", "5", "val_accuracy", "14", "False"]
