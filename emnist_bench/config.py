@@ -15,6 +15,7 @@ from emnist_bench.errors import ConfigError
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "gelu", "swish", "sigmoid")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam")
 REGULARIZATIONS = ("none", "l1", "l2", "l1_l2")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 MIN_MLP_HIDDEN_LAYERS = 3
 MIN_CNN_CONV_BLOCKS = 2
 
@@ -92,6 +93,7 @@ def validate(cfg: DictConfig) -> None:
     if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
         raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
     _check_choice("lr_schedule.name", cfg.lr_schedule.name, schedules.ALL)
+    _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
     if cfg.data.get("class_weight") not in (None, "balanced"):
         raise ConfigError(f"data.class_weight={cfg.data.class_weight} must be null or balanced")
 
