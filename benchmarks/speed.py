@@ -54,8 +54,9 @@ def train_until(fit_epoch, evaluate, target: float, max_epochs: int) -> dict:
         fit_epoch()
         seconds.append(time.perf_counter() - started)
         accuracies.append(evaluate())
-        print(f"    epoch {len(seconds)}: {seconds[-1]:.1f} s, test {accuracies[-1]:.4f}",
-              flush=True)
+        print(
+            f"    epoch {len(seconds)}: {seconds[-1]:.1f} s, test {accuracies[-1]:.4f}", flush=True
+        )
         if accuracies[-1] >= target:
             break
     reached = accuracies[-1] >= target

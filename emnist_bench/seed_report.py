@@ -81,7 +81,7 @@ def write_seed_report(
     text = [
         "# The original notebook's models, reproduced",
         "",
-        f"Data here: {about}. The notebook's figures are validation accuracies on EMNIST "
+        f"{about}. The notebook's figures are validation accuracies on EMNIST "
         "Balanced, as it published them; compare them with the validation column only where "
         "the data here is EMNIST Balanced.",
         "",
@@ -89,7 +89,9 @@ def write_seed_report(
         "",
     ]
     (sweep_dir / "seed_report.md").write_text("\n".join(text))
-    terminal = Table(title=f"The notebook's models ({about})")
+    terminal = Table(
+        title=f"The notebook's models ({data_description(table, sweep_dir, short=True)})"
+    )
     for name in header:
         terminal.add_column(name, justify="left" if name in ("model", "status") else "right")
     for row in rows:
