@@ -69,6 +69,14 @@ def train_until(fit_epoch, evaluate, target: float, max_epochs: int) -> dict:
     }
 
 
+def seconds_to(run: dict, target: float) -> float | None:
+    """Training seconds until ``run``'s test accuracy first reached ``target`` (None: never)."""
+    for epoch, accuracy in enumerate(run["test_accuracy"], start=1):
+        if accuracy >= target:
+            return sum(run["epoch_seconds"][:epoch])
+    return None
+
+
 def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
     import keras
 
@@ -198,6 +206,15 @@ def main() -> None:
         if ours["seconds_to_target"] and theirs["seconds_to_target"]:
             ratio = ours["seconds_to_target"] / theirs["seconds_to_target"]
             results["time_to_target_ratio"] = ratio
+        elif ours["seconds_to_target"]:
+            # The notebook way never got there: its whole training time bounds the ratio.
+            results["time_to_target_ratio_below"] = ours["seconds_to_target"] / sum(
+                theirs["epoch_seconds"]
+            )
+        # A target both ways reach: the notebook way's own best test accuracy.
+        best = max(theirs["test_accuracy"])
+        results["notebook_best"] = {"test_accuracy": best, "notebook_seconds": seconds_to(
+            theirs, best), "emnist_bench_seconds": seconds_to(ours, best)}  # fmt: skip
     where = results["machine"]
     table = Table(title=f"cnn_baseline on the EMNIST proxy — {where['cores']} cores, "
                         f"{where['device']} ({where['cpu']})")  # fmt: skip
@@ -212,11 +229,22 @@ def main() -> None:
     table.add_row("seconds per epoch", fmt(theirs and theirs["seconds_per_epoch"]),
                   fmt(ours["seconds_per_epoch"]),
                   fmt(results.get("epoch_speedup"), "x faster"))  # fmt: skip
-    table.add_row(f"time to {args.target:.0%} test", fmt(theirs and theirs["seconds_to_target"]),
-                  fmt(ours["seconds_to_target"]),
-                  fmt(results.get("time_to_target_ratio"), "x the time"))  # fmt: skip
+    if "time_to_target_ratio_below" in results:
+        never = f"not in {len(theirs['epoch_seconds'])} epochs"
+        table.add_row(f"time to {args.target:.0%} test", never, fmt(ours["seconds_to_target"]),
+                      f"< {results['time_to_target_ratio_below']:.2f}x the time")  # fmt: skip
+    else:
+        table.add_row(f"time to {args.target:.0%} test",
+                      fmt(theirs and theirs["seconds_to_target"]), fmt(ours["seconds_to_target"]),
+                      fmt(results.get("time_to_target_ratio"), "x the time"))  # fmt: skip
     table.add_row("epochs to target", str(theirs and theirs["epochs_to_target"]),
                   str(ours["epochs_to_target"]), "")  # fmt: skip
+    if theirs:
+        best = results["notebook_best"]
+        mine = best["emnist_bench_seconds"]
+        table.add_row(f"time to the notebook way's best ({best['test_accuracy']:.1%})",
+                      fmt(best["notebook_seconds"]), fmt(mine),
+                      fmt(mine and mine / best["notebook_seconds"], "x the time"))  # fmt: skip
     table.add_row("cache load, 131,600 images", "", f"{results['cache_load_seconds']:.2f} s", "")
     table.add_row("--help wall time", "", f"{results['help_seconds']:.2f} s", "")
     Console().print(table)

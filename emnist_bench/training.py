@@ -215,7 +215,8 @@ class RichProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         text = f"loss {logs.get('loss', math.nan):.4f} acc {logs.get('accuracy', math.nan):.4f}"
-        self.progress.update(self.batch_task, completed=batch + 1, metrics=text)
+        # With steps_per_execution > 1, ``batch`` is the last step of the chunk just run.
+        self.progress.update(self.batch_task, completed=min(batch + 1, self.steps), metrics=text)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
