@@ -191,3 +191,30 @@ def test_seed_report_command_refuses_a_folder_without_runs(tmp_path, capsys):
     write_seed_run(tmp_path, "mlp_seed_tuned", 0.75)
     assert seed_report_main([str(tmp_path)]) == 0
     assert (tmp_path / "seed_report.md").is_file()
+
+
+# --- the best presets ---------------------------------------------------------------------------
+
+
+def test_best_cnn_is_convolutions_and_a_dense_head():
+    cfg = compose_config(["+experiment=best_cnn"])
+    config_lib.validate(cfg)
+    model = training.build_model(cfg, NUM_CLASSES)
+    kinds = [type(layer) for layer in model.layers]
+    convs = [i for i, kind in enumerate(kinds) if kind is keras.layers.Conv2D]
+    dense = [i for i, kind in enumerate(kinds) if kind is keras.layers.Dense]
+    assert len(convs) == len(cfg.model.conv_filters) >= 2
+    assert len(dense) == len(cfg.model.dense_units) + 1 and min(dense) > max(convs)
+    assert cfg.data.class_weight == "balanced" and cfg.trainer.label_smoothing > 0
+
+
+def test_best_mlp_has_only_dense_layers_with_batch_norm_and_dropout():
+    cfg = compose_config(["+experiment=best_mlp"])
+    config_lib.validate(cfg)
+    model = training.build_model(cfg, NUM_CLASSES)
+    allowed = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Flatten,
+               keras.layers.Dense, keras.layers.BatchNormalization, keras.layers.Activation,
+               keras.layers.Dropout)  # fmt: skip
+    assert all(isinstance(layer, allowed) for layer in model.layers)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert len(dense) == len(cfg.model.hidden_units) + 1 >= 4
