@@ -60,12 +60,12 @@ def train_until(fit_epoch, evaluate, target: float, max_epochs: int) -> dict:
         if accuracies[-1] >= target:
             break
     reached = accuracies[-1] >= target
+    run = {"epoch_seconds": seconds, "test_accuracy": accuracies}
     return {
-        "epoch_seconds": seconds,
-        "test_accuracy": accuracies,
+        **run,
         "seconds_per_epoch": statistics.median(seconds[1:] or seconds),
         "epochs_to_target": len(seconds) if reached else None,
-        "seconds_to_target": sum(seconds) if reached else None,
+        "seconds_to_target": seconds_to(run, target),
     }
 
 
