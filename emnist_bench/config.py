@@ -16,6 +16,7 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "gelu", "swish", "si
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam")
 REGULARIZATIONS = ("none", "l1", "l2", "l1_l2")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
 MIN_MLP_HIDDEN_LAYERS = 3
 MIN_CNN_CONV_BLOCKS = 2
 
@@ -73,6 +74,12 @@ def validate(cfg: DictConfig) -> None:
         _check_choice("model.pooling", model.pooling, ("max", "average", "none"))
         if model.get("pool_every", 1) < 1:
             raise ConfigError(f"model.pool_every={model.pool_every} must be a whole number >= 1")
+        pool_after = model.get("pool_after")
+        if pool_after is not None and not all(1 <= block <= blocks for block in pool_after):
+            raise ConfigError(
+                f"model.pool_after={list(pool_after)} must number conv blocks 1..{blocks} "
+                "(pool after those blocks), or be null to pool every pool_every-th block"
+            )
     else:
         raise ConfigError(f"model.family={model.family} must be mlp or cnn")
     if any(units < 1 for units in _all_units(model)):
@@ -94,8 +101,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
     _check_choice("lr_schedule.name", cfg.lr_schedule.name, schedules.ALL)
     _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
-    if cfg.data.get("class_weight") not in (None, "balanced"):
-        raise ConfigError(f"data.class_weight={cfg.data.class_weight} must be null or balanced")
+    if cfg.data.get("class_weight") not in CLASS_WEIGHTINGS:
+        raise ConfigError(
+            f"data.class_weight={cfg.data.class_weight} must be null, balanced or logit_adjusted"
+        )
 
 
 def _all_units(model: DictConfig) -> list[int]:
@@ -166,6 +175,7 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "pooling": model.pooling,
         "pool_size": int(model.pool_size),
         "pool_every": int(model.get("pool_every", 1)),
+        "pool_after": None if model.get("pool_after") is None else list(model.pool_after),
         "dense_units": list(model.dense_units),
         "conv_activations": per_layer("conv_activations", activation, blocks),
         "conv_dropout_rates": per_layer("conv_dropout_rates", dropout, blocks),

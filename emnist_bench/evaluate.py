@@ -43,7 +43,7 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
 
     from emnist_bench.reporting import predict, test_metrics
 
-    model = keras.saving.load_model(model_file)
+    model = keras.saving.load_model(model_file, compile=False)  # predicting needs no loss
     outputs = model.output_shape[-1]
     if outputs != mapping.num_classes:
         raise UserError(

@@ -124,6 +124,7 @@ def build_cnn(
     pooling: str = "max",
     pool_size: int = 2,
     pool_every: int = 1,
+    pool_after: Sequence[int] | None = None,
     dense_units: Sequence[int] = (128,),
     conv_activations: str | Sequence[str] = "relu",
     conv_dropout_rates: float | Sequence[float] = 0.0,
@@ -139,7 +140,8 @@ def build_cnn(
 ) -> keras.Model:
     """Builds a CNN: at least two conv blocks (conv, BN, activation, pool, dropout), then a
     dense head and a softmax output. Pooling follows every ``pool_every``-th block (2 gives
-    VGG-style pairs of convolutions)."""
+    VGG-style pairs of convolutions), or the blocks numbered (from 1) in ``pool_after``, which
+    lets a network spend few convolutions at full resolution and more on smaller maps."""
     if len(conv_filters) < MIN_CNN_CONV_BLOCKS:
         raise ValueError(
             f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv layers, got {len(conv_filters)}"
@@ -153,6 +155,11 @@ def build_cnn(
     pools = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D, "none": None}
     if pooling not in pools:
         raise ValueError(f"pooling must be one of {sorted(pools)}, got {pooling!r}")
+    if pool_after is None:
+        pool_after = range(pool_every, blocks + 1, pool_every)
+    pool_after = set(pool_after)
+    if not pool_after <= set(range(1, blocks + 1)):
+        raise ValueError(f"pool_after must number blocks 1..{blocks}, got {sorted(pool_after)}")
     inputs, x = _inputs(augmentation)
     if not augmentation:
         x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
@@ -163,7 +170,7 @@ def build_cnn(
         conv = layers.Conv2D(
             filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
         )
-        pooled = pools[pooling] is not None and (block + 1) % pool_every == 0
+        pooled = pools[pooling] is not None and block + 1 in pool_after
         pool = pools[pooling](pool_size, padding="same") if pooled else None
         x = _hidden_block(
             x,

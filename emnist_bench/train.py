@@ -110,7 +110,7 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
         cfg = search(cfg, data, out)
     model = training.build_model(cfg, data.num_classes)
-    training.compile_model(model, cfg)
+    training.compile_model(model, cfg, training.class_prior(data.y_train, data.num_classes))
     fit = fit_model(model, cfg, data, out)
     metrics = reporting.evaluate_and_report(model, cfg, data, out, fit)
     return metrics

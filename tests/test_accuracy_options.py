@@ -74,6 +74,40 @@ def test_label_smoothing_uses_one_hot_targets_and_the_configured_factor():
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
 
 
+def test_logit_adjusted_loss_is_crossentropy_on_logits_shifted_by_the_log_prior():
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
+    prior = training.class_prior(labels, num_classes=4)
+    np.testing.assert_allclose(prior, np.array([60, 30, 10, 1]) / 101)  # absent class counts 1
+
+    probabilities = np.array([[0.7, 0.2, 0.05, 0.05], [0.1, 0.3, 0.5, 0.1]], np.float32)
+    targets = np.array([1, 2])
+    loss = training.LogitAdjustedCrossentropy(prior)
+    adjusted = np.log(probabilities) + np.log(prior)
+    adjusted = np.exp(adjusted) / np.exp(adjusted).sum(axis=1, keepdims=True)
+    expected = -np.log(adjusted[np.arange(2), targets]).mean()
+    assert float(loss(targets, probabilities)) == pytest.approx(expected, rel=1e-5)
+    one_hot = np.eye(4, dtype=np.float32)[targets]
+    assert float(loss(one_hot, probabilities)) == pytest.approx(expected, rel=1e-5)
+    # A uniform prior shifts every logit alike: plain cross-entropy.
+    uniform = training.LogitAdjustedCrossentropy(np.full(4, 0.25))
+    plain = -np.log(probabilities[np.arange(2), targets]).mean()
+    assert float(uniform(targets, probabilities)) == pytest.approx(plain, rel=1e-5)
+
+
+def test_logit_adjustment_is_compiled_in_with_the_prior_and_smoothing():
+    cfg = compose_config(
+        ["model=mlp", "data.class_weight=logit_adjusted", "trainer.label_smoothing=0.1"]
+    )
+    model = training.build_model(cfg, NUM_CLASSES)
+    with pytest.raises(ValueError, match="needs the training class prior"):
+        training.compile_model(model, cfg)
+    prior = np.full(NUM_CLASSES, 1 / NUM_CLASSES)
+    training.compile_model(model, cfg, prior)
+    assert isinstance(model.loss, training.LogitAdjustedCrossentropy)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert model.loss.get_config()["prior"] == pytest.approx(list(prior))
+
+
 def test_weight_decay_reaches_the_optimizer():
     cfg = compose_config(["model=mlp", "optimizer=adamw", "optimizer.weight_decay=0.003"])
     model = training.build_model(cfg, NUM_CLASSES)

@@ -84,6 +84,7 @@ def test_required_technique_grid_is_available():
         (["activation.name=sigmoidal"], "activation 'sigmoidal' is unknown"),
         (["regularization.l2=-1"], "must be >= 0"),
         (["data.class_weight=inverse"], "data.class_weight=inverse"),
+        (["model=cnn", "model.pool_after=[1,3]"], "model.pool_after=[1, 3] must number conv"),
     ],
 )
 def test_wrong_values_are_refused_with_their_message(overrides, message):

@@ -131,3 +131,15 @@ def test_cnn_baseline_matches_the_notebook():
 def test_command_line_choice_beats_the_preset():
     _, cfg = build("model=cnn_seed_tuned", "optimizer=adam", "lr_schedule=constant")
     assert cfg.optimizer.name == "adam" and cfg.lr_schedule.name == "constant"
+
+
+def test_pool_after_places_pooling_after_the_numbered_blocks():
+    model, _ = build(
+        "model=cnn", "model.conv_filters=[16,32,32,64]", "model.pool_after=[1,3]", "dropout=off"
+    )
+    maps = [layer.output.shape[1] for layer in layers_of(model, keras.layers.Conv2D)]
+    assert maps == [28, 14, 14, 7]  # pooled after blocks 1 and 3 only
+    pairs, _ = build("model=cnn", "model.conv_filters=[16,16,32,32]", "model.pool_every=2")
+    assert [layer.output.shape[1] for layer in layers_of(pairs, keras.layers.Conv2D)] == [
+        28, 28, 14, 14,
+    ]  # fmt: skip
