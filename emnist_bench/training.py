@@ -141,8 +141,9 @@ class LogitAdjustedCrossentropy(keras.losses.Loss):
     gradient at full strength. Labels are one-hot (label smoothing) or integer.
     """
 
-    def __init__(self, prior, label_smoothing: float = 0.0, name="logit_adjusted_crossentropy",
-                 **kwargs):
+    def __init__(
+        self, prior, label_smoothing: float = 0.0, name="logit_adjusted_crossentropy", **kwargs
+    ):
         super().__init__(name=name, **kwargs)
         self.prior = [float(p) for p in prior]
         self.label_smoothing = float(label_smoothing)
