@@ -21,6 +21,7 @@ from typing import Any
 
 import keras
 import keras_tuner as kt
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -217,9 +218,9 @@ def hparams_fragment(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
 class ConfigHyperModel(kt.HyperModel):
     """Declares the search space from config; builds and fits a trial's model like a normal run."""
 
-    def __init__(self, cfg: DictConfig, num_classes: int):
+    def __init__(self, cfg: DictConfig, num_classes: int, prior: np.ndarray | None = None):
         super().__init__(name=f"{cfg.model.family}_search")
-        self.cfg, self.num_classes = cfg, num_classes
+        self.cfg, self.num_classes, self.prior = cfg, num_classes, prior
 
     def declare_hyperparameters(self, hp: kt.HyperParameters) -> None:
         declare_space(hp, self.cfg)
@@ -229,7 +230,7 @@ class ConfigHyperModel(kt.HyperModel):
         config_lib.validate(trial_cfg)
         keras.utils.set_random_seed(int(self.cfg.trainer.seed))
         model = training.build_model(trial_cfg, self.num_classes)
-        training.compile_model(model, trial_cfg)
+        training.compile_model(model, trial_cfg, self.prior)
         return model
 
     def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
@@ -427,7 +428,8 @@ def search(cfg: DictConfig, data, out: Path) -> DictConfig:
         UserError: when no trial completed.
     """
     _check(cfg, data)
-    tuner = make_tuner(cfg, ConfigHyperModel(cfg, data.num_classes), out)
+    prior = training.class_prior(data.y_train, data.num_classes)
+    tuner = make_tuner(cfg, ConfigHyperModel(cfg, data.num_classes, prior), out)
     try:
         tuner.search(**_fit_arguments(cfg, data))
     except RuntimeError as error:  # keras-tuner's max_consecutive_failed_trials
