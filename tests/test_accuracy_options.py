@@ -239,7 +239,7 @@ def test_best_cnn_is_convolutions_and_a_dense_head():
     dense = [i for i, kind in enumerate(kinds) if kind is keras.layers.Dense]
     assert len(convs) == len(cfg.model.conv_filters) >= 2
     assert len(dense) == len(cfg.model.dense_units) + 1 and min(dense) > max(convs)
-    assert cfg.data.class_weight == "balanced" and cfg.trainer.label_smoothing > 0
+    assert cfg.data.class_weight == "logit_adjusted" and cfg.trainer.label_smoothing > 0
 
 
 def test_best_mlp_has_only_dense_layers_with_batch_norm_and_dropout():

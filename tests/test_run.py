@@ -29,7 +29,8 @@ ARTIFACTS = (
 
 @pytest.fixture(scope="module")
 def cnn_run(csv_proxy, proxy_cache, tmp_path_factory):
-    """A 2-epoch CNN run with batch norm, L2, dropout and a halving step-decay schedule."""
+    """A 2-epoch CNN run with batch norm, L2, dropout, a halving step-decay schedule and the
+    logit-adjusted loss (a custom loss saved with the model: evaluate must still load it)."""
     out = tmp_path_factory.mktemp("cnn_run")
     overrides = smoke_overrides(
         csv_proxy,
@@ -42,6 +43,7 @@ def cnn_run(csv_proxy, proxy_cache, tmp_path_factory):
         "activation=elu",
         "lr_schedule=step_decay",
         "lr_schedule.every=1",
+        "data.class_weight=logit_adjusted",
         "trainer.epochs=2",
     )
     metrics = run(compose_config(overrides, output_dir=out))
