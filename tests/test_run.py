@@ -25,6 +25,18 @@ ARTIFACTS = (
     "plots/samples.png",
     "plots/class_distribution.png",
 )
+CNN_RUN = (
+    "model=cnn",
+    "batch_norm=on",
+    "regularization=l2",
+    "dropout=on",
+    "optimizer=rmsprop",
+    "activation=elu",
+    "lr_schedule=step_decay",
+    "lr_schedule.every=1",
+    "data.class_weight=logit_adjusted",
+    "trainer.epochs=2",
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,20 +44,7 @@ def cnn_run(csv_proxy, proxy_cache, tmp_path_factory):
     """A 2-epoch CNN run with batch norm, L2, dropout, a halving step-decay schedule and the
     logit-adjusted loss (a custom loss saved with the model: evaluate must still load it)."""
     out = tmp_path_factory.mktemp("cnn_run")
-    overrides = smoke_overrides(
-        csv_proxy,
-        proxy_cache,
-        "model=cnn",
-        "batch_norm=on",
-        "regularization=l2",
-        "dropout=on",
-        "optimizer=rmsprop",
-        "activation=elu",
-        "lr_schedule=step_decay",
-        "lr_schedule.every=1",
-        "data.class_weight=logit_adjusted",
-        "trainer.epochs=2",
-    )
+    overrides = smoke_overrides(csv_proxy, proxy_cache, *CNN_RUN)
     metrics = run(compose_config(overrides, output_dir=out))
     return out, metrics
 
@@ -229,19 +228,7 @@ def test_divergence_is_detected_and_recorded(csv_proxy, proxy_cache, tmp_path):
 
 def test_a_completed_run_is_not_repeated(cnn_run, csv_proxy, proxy_cache, monkeypatch):
     out, metrics = cnn_run
-    overrides = smoke_overrides(
-        csv_proxy,
-        proxy_cache,
-        "model=cnn",
-        "batch_norm=on",
-        "regularization=l2",
-        "dropout=on",
-        "optimizer=rmsprop",
-        "activation=elu",
-        "lr_schedule=step_decay",
-        "lr_schedule.every=1",
-        "trainer.epochs=2",
-    )
+    overrides = smoke_overrides(csv_proxy, proxy_cache, *CNN_RUN)
     import emnist_bench.train as train_module
 
     monkeypatch.setattr(train_module, "_run", lambda *a: pytest.fail("re-ran a completed run"))
