@@ -57,9 +57,11 @@ def count_calls(monkeypatch, failing: int | None = None) -> list[int]:
 
 @pytest.fixture(scope="module")
 def searched(csv_proxy, proxy_cache, tmp_path_factory):
-    """One MLP random search of two trials, re-trained: (its folder, metrics.json)."""
+    """One MLP random search of two trials, re-trained: (its folder, metrics.json). The trials
+    train with the logit-adjusted loss, which needs the class prior in every trial."""
     out = tmp_path_factory.mktemp("search")
-    metrics = run(compose_cfg(csv_proxy, proxy_cache, out, "model=mlp", "tuner=random"))
+    overrides = ("model=mlp", "tuner=random", "data.class_weight=logit_adjusted")
+    metrics = run(compose_cfg(csv_proxy, proxy_cache, out, *overrides))
     return out, metrics
 
 
