@@ -80,11 +80,12 @@ def seconds_to(run: dict, target: float) -> float | None:
 def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
     import keras
 
-    from emnist_bench import training
+    from emnist_bench.training.fit import build_model
+    from emnist_bench.training.runtime import configure_runtime
 
-    training.configure_runtime(cfg.trainer)
+    configure_runtime(cfg.trainer)
     keras.mixed_precision.set_global_policy("float32")
-    model = training.build_model(cfg, data.num_classes)
+    model = build_model(cfg, data.num_classes)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     x = data.x_train.astype("float32")  # the notebook held float arrays and one-hot labels
     y = keras.utils.to_categorical(data.y_train, data.num_classes)
@@ -102,16 +103,18 @@ def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
 
 
 def emnist_bench_way(cfg, data, target: float, max_epochs: int) -> dict:
-    from emnist_bench import training
-    from emnist_bench.reporting import predict
+    from emnist_bench.evaluate.metrics import predict
+    from emnist_bench.training.fit import build_model, compile_model
+    from emnist_bench.training.inputs import make_dataset
+    from emnist_bench.training.runtime import configure_runtime
 
-    training.configure_runtime(cfg.trainer)
-    model = training.build_model(cfg, data.num_classes)
-    training.compile_model(model, cfg)
+    configure_runtime(cfg.trainer)
+    model = build_model(cfg, data.num_classes)
+    compile_model(model, cfg)
     batch, seed = int(cfg.trainer.batch_size), int(cfg.trainer.seed)
-    train = training.make_dataset(data.x_train, data.y_train, batch_size=batch, shuffle=True,
+    train = make_dataset(data.x_train, data.y_train, batch_size=batch, shuffle=True,
                                   seed=seed)  # fmt: skip
-    val = training.make_dataset(data.x_val, data.y_val, batch_size=batch, shuffle=False, seed=seed)
+    val = make_dataset(data.x_val, data.y_val, batch_size=batch, shuffle=False, seed=seed)
 
     def fit_epoch():
         model.fit(train, epochs=1, validation_data=val, verbose=0)

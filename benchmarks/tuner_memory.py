@@ -43,9 +43,9 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from emnist_bench import search as search_lib
-    from emnist_bench import training
     from emnist_bench.data import load_dataset
+    from emnist_bench.training.runtime import configure_runtime
+    from emnist_bench.tuning import search as search_lib
 
     readings: list[float] = []
 
@@ -75,7 +75,7 @@ def main() -> int:
         ]
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
-        training.configure_runtime(cfg.trainer)
+        configure_runtime(cfg.trainer)
         data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
         print(f"before the search   RSS {resident_mib():8.1f} MiB", flush=True)
         with contextlib.redirect_stdout(io.StringIO()):  # keras-tuner's per-trial tables

@@ -7,18 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from emnist_bench import schedules
 from emnist_bench.errors import ConfigError
+from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS, options
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "tanh", "gelu", "swish", "sigmoid")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta", "nadam")
-REGULARIZATIONS = ("none", "l1", "l2", "l1_l2")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
-MIN_MLP_HIDDEN_LAYERS = 3
-MIN_CNN_CONV_BLOCKS = 2
 
 
 def _check_rate(value: Any, where: str) -> None:
@@ -88,18 +85,19 @@ def validate(cfg: DictConfig) -> None:
     for key in ("dropout_rates", "conv_dropout_rates", "dense_dropout_rates"):
         for rate in model.get(key) or []:
             _check_rate(rate, f"model.{key}")
+    activations = tuple(options("activation"))
     for name in [cfg.activation.name, *_per_layer_activations(model)]:
-        if name not in ACTIVATIONS:
+        if name not in activations:
             raise ConfigError(
-                f"activation {name!r} is unknown; choose one of {', '.join(ACTIVATIONS)}"
+                f"activation {name!r} is unknown; choose one of {', '.join(activations)}"
             )
-    _check_choice("optimizer.name", cfg.optimizer.name, OPTIMIZERS)
+    _check_choice("optimizer.name", cfg.optimizer.name, tuple(options("optimizer")))
     if not cfg.optimizer.learning_rate > 0:
         raise ConfigError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be > 0")
-    _check_choice("regularization.name", cfg.regularization.name, REGULARIZATIONS)
+    _check_choice("regularization.name", cfg.regularization.name, tuple(options("regularization")))
     if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
         raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
-    _check_choice("lr_schedule.name", cfg.lr_schedule.name, schedules.ALL)
+    _check_choice("lr_schedule.name", cfg.lr_schedule.name, tuple(options("lr_schedule")))
     _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
     if cfg.data.get("class_weight") not in CLASS_WEIGHTINGS:
         raise ConfigError(
@@ -116,6 +114,27 @@ def _all_units(model: DictConfig) -> list[int]:
 def _per_layer_activations(model: DictConfig) -> list[str]:
     keys = ("activations", "conv_activations", "dense_activations")
     return [name for key in keys for name in (model.get(key) or [])]
+
+
+def apply_hparams(cfg: DictConfig, fragment: DictConfig) -> DictConfig:
+    """``cfg`` with each group in ``fragment`` (a search's ``best_hparams.yaml``) replacing its own.
+
+    Groups are replaced whole, not merged: an sgd run given rmsprop keeps no sgd ``momentum``.
+    """
+    return OmegaConf.merge(cfg, dict.fromkeys(fragment), fragment)
+
+
+def with_hparams_file(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with the groups of ``hparams_file`` applied, if it names one."""
+    path = cfg.get("hparams_file")
+    if not path:
+        return cfg
+    try:
+        return apply_hparams(cfg, OmegaConf.load(path))
+    except (OSError, yaml.YAMLError, OmegaConfBaseException) as error:
+        problem = str(error).splitlines()[0]
+        message = f"hparams_file={path}: {problem} (give a search's best_hparams.yaml)"
+        raise ConfigError(message) from None
 
 
 def technique_choices(cfg: DictConfig) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from emnist_bench.config import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
+from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
 
 IMAGE_SHAPE = (28, 28)
 

@@ -12,10 +12,12 @@ import pytest
 from omegaconf import OmegaConf
 
 from emnist_bench import config as config_lib
-from emnist_bench import config_dir, training
+from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError
-from emnist_bench.seed_report import main as seed_report_main
-from emnist_bench.seed_report import write_seed_report
+from emnist_bench.report.seed_table import main as seed_report_main
+from emnist_bench.report.seed_table import write_seed_report
+from emnist_bench.training import fit as training
+from emnist_bench.training import inputs, losses, runtime
 from tests.configs import compose_config
 
 NUM_CLASSES = 47
@@ -48,7 +50,7 @@ def test_augmentation_layers_exist_exactly_when_on_and_only_act_in_training(fami
 
 def test_balanced_class_weights_are_inverse_to_frequency():
     labels = np.array([0] * 30 + [1] * 10 + [3] * 20)
-    weights = training.class_weights(labels, num_classes=5)
+    weights = losses.class_weights(labels, num_classes=5)
     assert set(weights) == set(range(5))
     assert weights[0] * 30 == pytest.approx(weights[1] * 10) == pytest.approx(weights[3] * 20)
     assert weights[0] == pytest.approx(len(labels) / (3 * 30))
@@ -62,7 +64,7 @@ def test_label_smoothing_uses_one_hot_targets_and_the_configured_factor():
     assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     images = np.zeros((6, 28, 28), np.uint8)
-    batch = training.make_dataset(images, np.arange(6), batch_size=6, shuffle=False, seed=0,
+    batch = inputs.make_dataset(images, np.arange(6), batch_size=6, shuffle=False, seed=0,
                                   num_classes=NUM_CLASSES)  # fmt: skip
     _, targets = next(iter(batch))
     assert targets.shape == (6, NUM_CLASSES)
@@ -76,12 +78,12 @@ def test_label_smoothing_uses_one_hot_targets_and_the_configured_factor():
 
 def test_logit_adjusted_loss_is_crossentropy_on_logits_shifted_by_the_log_prior():
     labels = np.array([0] * 60 + [1] * 30 + [2] * 10)
-    prior = training.class_prior(labels, num_classes=4)
+    prior = losses.class_prior(labels, num_classes=4)
     np.testing.assert_allclose(prior, np.array([60, 30, 10, 1]) / 101)  # absent class counts 1
 
     probabilities = np.array([[0.7, 0.2, 0.05, 0.05], [0.1, 0.3, 0.5, 0.1]], np.float32)
     targets = np.array([1, 2])
-    loss = training.LogitAdjustedCrossentropy(prior)
+    loss = losses.LogitAdjustedCrossentropy(prior)
     adjusted = np.log(probabilities) + np.log(prior)
     adjusted = np.exp(adjusted) / np.exp(adjusted).sum(axis=1, keepdims=True)
     expected = -np.log(adjusted[np.arange(2), targets]).mean()
@@ -89,7 +91,7 @@ def test_logit_adjusted_loss_is_crossentropy_on_logits_shifted_by_the_log_prior(
     one_hot = np.eye(4, dtype=np.float32)[targets]
     assert float(loss(one_hot, probabilities)) == pytest.approx(expected, rel=1e-5)
     # A uniform prior shifts every logit alike: plain cross-entropy.
-    uniform = training.LogitAdjustedCrossentropy(np.full(4, 0.25))
+    uniform = losses.LogitAdjustedCrossentropy(np.full(4, 0.25))
     plain = -np.log(probabilities[np.arange(2), targets]).mean()
     assert float(uniform(targets, probabilities)) == pytest.approx(plain, rel=1e-5)
 
@@ -103,7 +105,7 @@ def test_logit_adjustment_is_compiled_in_with_the_prior_and_smoothing():
         training.compile_model(model, cfg)
     prior = np.full(NUM_CLASSES, 1 / NUM_CLASSES)
     training.compile_model(model, cfg, prior)
-    assert isinstance(model.loss, training.LogitAdjustedCrossentropy)
+    assert isinstance(model.loss, losses.LogitAdjustedCrossentropy)
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     assert model.loss.get_config()["prior"] == pytest.approx(list(prior))
 
@@ -127,26 +129,26 @@ def test_weight_decay_reaches_the_optimizer():
 def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
-    assert training.cpu_has_bfloat16(cpuinfo) is expected
-    assert training.cpu_has_bfloat16(tmp_path / "missing") is False
+    assert runtime.cpu_has_bfloat16(cpuinfo) is expected
+    assert runtime.cpu_has_bfloat16(tmp_path / "missing") is False
 
 
 def test_precision_policy_names_and_auto(monkeypatch):
-    assert training.precision_policy("float32") == "float32"
-    assert training.precision_policy(None) == "float32"
-    assert training.precision_policy("mixed_bfloat16") == "mixed_bfloat16"
-    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind: [])
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
-    assert training.precision_policy("auto") == "mixed_bfloat16"
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
-    assert training.precision_policy("auto") == "float32"
-    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
-    assert training.precision_policy("auto") == "mixed_float16"
+    assert runtime.precision_policy("float32") == "float32"
+    assert runtime.precision_policy(None) == "float32"
+    assert runtime.precision_policy("mixed_bfloat16") == "mixed_bfloat16"
+    monkeypatch.setattr(runtime.tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
+    assert runtime.precision_policy("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: False)
+    assert runtime.precision_policy("auto") == "float32"
+    monkeypatch.setattr(runtime.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
+    assert runtime.precision_policy("auto") == "mixed_float16"
 
 
 def test_bfloat16_model_keeps_float32_variables_and_outputs():
     cfg = compose_config(["model=cnn", "trainer.precision=mixed_bfloat16"])
-    training.configure_runtime(cfg.trainer)
+    runtime.configure_runtime(cfg.trainer)
     try:
         model = training.build_model(cfg, NUM_CLASSES)
         assert all(v.dtype == "float32" for v in model.trainable_variables)
@@ -220,10 +222,12 @@ def test_seed_report_sets_each_model_beside_the_notebook_figure(tmp_path):
 
 
 def test_seed_report_command_refuses_a_folder_without_runs(tmp_path, capsys):
-    assert seed_report_main([str(tmp_path)]) == 2
+    with pytest.raises(SystemExit) as exited:
+        seed_report_main([str(tmp_path)])
+    assert exited.value.code == 2
     assert "no runs found" in capsys.readouterr().err
     write_seed_run(tmp_path, "mlp_seed_tuned", 0.75)
-    assert seed_report_main([str(tmp_path)]) == 0
+    seed_report_main([str(tmp_path)])
     assert (tmp_path / "seed_report.md").is_file()
 
 

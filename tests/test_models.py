@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from emnist_bench import config as config_lib
-from emnist_bench import training
+from emnist_bench.training import fit as training
 from tests.configs import GROUPS, compose_config, options
 
 NUM_CLASSES = 47

@@ -60,3 +60,13 @@ def test_installed_package_composes_from_its_own_conf(installed_wheel):
     )
     assert composed.returncode == 0, composed.stderr
     assert "name: cnn_seed_tuned" in composed.stdout and "name: rmsprop" in composed.stdout
+
+
+def test_wheel_ships_every_module_of_the_source_tree(installed_wheel):
+    package = REPO_ROOT / "emnist_bench"
+    in_repo = {p.relative_to(package) for p in package.rglob("*.py")}
+    shipped = {p.relative_to(installed_wheel / "emnist_bench")
+               for p in (installed_wheel / "emnist_bench").rglob("*.py")}  # fmt: skip
+    assert in_repo <= shipped
+    shown = run_installed(installed_wheel, "-m", "emnist_bench.report", "--help")
+    assert shown.returncode == 0, shown.stderr

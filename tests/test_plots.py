@@ -11,7 +11,7 @@ import pytest
 from matplotlib.colors import to_rgb
 from PIL import Image
 
-from emnist_bench import plots
+from emnist_bench.evaluate import plots, samples
 
 CLASSES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")
 N_CLASSES = len(CLASSES)
@@ -53,7 +53,7 @@ def _check_png(path, min_side: int = 300) -> None:
 
 def test_importing_plots_loads_neither_tensorflow_nor_keras():
     code = (
-        "import sys, emnist_bench.plots; "
+        "import sys, emnist_bench.evaluate.plots; "
         "bad = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules); "
         "sys.exit(', '.join(bad) or None)"
     )
@@ -169,8 +169,8 @@ def test_confusion_matrix_rejects_bad_labels():
 def test_sample_grid_colours_titles_and_shows_upright_images(tmp_path):
     y_true, y_pred = _labels(200, seed=3)
     images = _images(200)
-    fig = plots.sample_grid_figure(images, y_true, y_pred, CLASSES, count=36, seed=7)
-    chosen = plots.sample_indices(200, 36, 7)
+    fig = samples.sample_grid_figure(images, y_true, y_pred, CLASSES, count=36, seed=7)
+    chosen = samples.sample_indices(200, 36, 7)
     assert len(chosen) == 36 and len(set(chosen)) == 36
     image_axes = [ax for ax in fig.axes if ax.images]
     assert len(image_axes) == 36
@@ -189,21 +189,21 @@ def test_sample_grid_colours_titles_and_shows_upright_images(tmp_path):
     assert rights and wrongs  # both colours were exercised
     suptitle = fig.get_suptitle()
     assert "blue = right" in suptitle and "red = wrong" in suptitle
-    _check_png(plots.plot_samples(images, y_true, y_pred, CLASSES, tmp_path / "s.png"), 500)
+    _check_png(samples.plot_samples(images, y_true, y_pred, CLASSES, tmp_path / "s.png"), 500)
 
 
 def test_sample_grid_is_seeded_and_takes_all_when_fewer():
-    assert np.array_equal(plots.sample_indices(500, 36, 1), plots.sample_indices(500, 36, 1))
-    assert not np.array_equal(plots.sample_indices(500, 36, 1), plots.sample_indices(500, 36, 2))
+    assert np.array_equal(samples.sample_indices(500, 36, 1), samples.sample_indices(500, 36, 1))
+    assert not np.array_equal(samples.sample_indices(500, 36, 1), samples.sample_indices(500, 36, 2))
     y_true, y_pred = _labels(5)
-    fig = plots.sample_grid_figure(_images(5), y_true, y_pred, CLASSES, count=36)
+    fig = samples.sample_grid_figure(_images(5), y_true, y_pred, CLASSES, count=36)
     assert len([ax for ax in fig.axes if ax.images]) == 5
     assert len(fig.axes) == 5  # the unused cells of the 2x3 grid are removed
 
 
 def test_sample_grid_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="images"):
-        plots.sample_grid_figure(_images(4), [0, 1, 2], [0, 1, 2], CLASSES)
+        samples.sample_grid_figure(_images(4), [0, 1, 2], [0, 1, 2], CLASSES)
 
 
 # ---- class distribution ---------------------------------------------------------------------

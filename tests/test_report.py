@@ -15,7 +15,10 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from emnist_bench import report
+from emnist_bench.report import command as report
+from emnist_bench.report.effects import best_options, technique_effects
+from emnist_bench.report.html import RUN_PLOTS
+from emnist_bench.report.runs import load_summary
 
 BASE = {
     "optimizer": "adam",
@@ -45,7 +48,7 @@ def write_run(
     error: str | None = None,
     **techniques: str,
 ) -> Path:
-    """A run folder as ``emnist_bench.train.run`` leaves it (metrics, history, config, plots)."""
+    """A run folder as ``emnist_bench.run.run`` leaves it (metrics, history, config, plots)."""
     out = sweep / run_dir
     (out / "plots").mkdir(parents=True)
     (out / ".hydra").mkdir()
@@ -78,7 +81,7 @@ def write_run(
                 "seconds": 1.0,
             }
         ).to_csv(out / "history.csv", index=False)
-        for name in report.RUN_PLOTS:
+        for name in RUN_PLOTS:
             tiny_png(out / "plots" / f"{name}.png")
     (out / "metrics.json").write_text(json.dumps(metrics))
     config = {
@@ -156,8 +159,8 @@ def test_summary_has_one_row_per_run_with_techniques_from_metrics(sweep: Path):
 
 
 def test_options_are_ranked_with_the_difference_from_the_base(sweep: Path):
-    summary, bases = report.load_summary(sweep)
-    effects = report.technique_effects(summary, bases)
+    summary, bases = load_summary(sweep)
+    effects = technique_effects(summary, bases)
 
     mlp_opt = effects[(effects.model == "mlp") & (effects.technique == "optimizer")]
     assert list(mlp_opt["option"]) == ["rmsprop", "adam", "sgd", "adagrad"]
@@ -171,7 +174,7 @@ def test_options_are_ranked_with_the_difference_from_the_base(sweep: Path):
     # Groups nobody varied (dropout, regularization, lr_schedule) are left out.
     assert set(effects["technique"]) == {"optimizer", "activation", "batch_norm"}
 
-    best = report.best_options(effects).set_index(["model", "technique"])
+    best = best_options(effects).set_index(["model", "technique"])
     assert best.loc[("mlp", "optimizer"), "option"] == "rmsprop"
     assert best.loc[("mlp", "batch_norm"), "option"] == "off"  # the base itself won
     assert best.loc[("cnn", "batch_norm"), "option"] == "on"
@@ -224,7 +227,7 @@ def test_a_run_that_never_finished_is_reported_from_its_config(sweep: Path):
     (out / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, out / "config.yaml")
 
-    summary, _ = report.load_summary(sweep)
+    summary, _ = load_summary(sweep)
     row = summary.set_index("run_dir").loc["mlp/optimizer=nadam"]
     assert (row["status"], row["optimizer"], row["variant"]) == (
         "unfinished",
@@ -248,27 +251,31 @@ def test_base_of_a_full_factorial_comes_from_the_sweep_config(tmp_path: Path):
     multirun = {"hydra": {"runtime": {"choices": {**BASE, "variant": "base"}}}}
     OmegaConf.save(OmegaConf.create(multirun), sweep / "multirun.yaml")
 
-    summary, bases = report.load_summary(sweep)
+    summary, bases = load_summary(sweep)
     assert bases["mlp"] == BASE
-    effects = report.technique_effects(summary, bases).set_index(["technique", "option"])
+    effects = technique_effects(summary, bases).set_index(["technique", "option"])
     assert effects.loc[("batch_norm", "on"), "delta"] == pytest.approx(0.1)
     assert effects.loc[("optimizer", "sgd"), "delta"] == pytest.approx(-0.1)
     assert "optimizer=sgd,batch_norm=on" in set(summary["variant"])  # two factors: no table row
 
 
 def test_cli_writes_the_report_and_refuses_a_folder_without_runs(sweep: Path, tmp_path, capsys):
-    assert report.main([str(sweep)]) == 0
+    report.main([str(sweep)])
     assert "best for mlp" in capsys.readouterr().out
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert report.main([str(empty)]) == 2
+    with pytest.raises(SystemExit) as exited:
+        report.main([str(empty)])
+    assert exited.value.code == 2
     assert "no runs found" in capsys.readouterr().err
-    assert report.main([str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit) as exited:
+        report.main([str(tmp_path / "missing")])
+    assert exited.value.code == 2
 
 
 def test_report_and_sweep_modules_do_not_import_tensorflow():
     code = (
-        "import sys, emnist_bench.report, emnist_bench.sweep; "
+        "import sys, emnist_bench.report.command, emnist_bench.sweep.callbacks; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from emnist_bench.train import run
+from emnist_bench.run import run
 from tests.configs import compose_config, smoke_overrides
 
 ARTIFACTS = (
@@ -229,9 +229,9 @@ def test_divergence_is_detected_and_recorded(csv_proxy, proxy_cache, tmp_path):
 def test_a_completed_run_is_not_repeated(cnn_run, csv_proxy, proxy_cache, monkeypatch):
     out, metrics = cnn_run
     overrides = smoke_overrides(csv_proxy, proxy_cache, *CNN_RUN)
-    import emnist_bench.train as train_module
+    import emnist_bench.run as run_module
 
-    monkeypatch.setattr(train_module, "_run", lambda *a: pytest.fail("re-ran a completed run"))
+    monkeypatch.setattr(run_module, "_run", lambda *a: pytest.fail("re-ran a completed run"))
     again = run(compose_config(overrides, output_dir=out))
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     with pytest.raises(pytest.fail.Exception):  # a changed config does run again

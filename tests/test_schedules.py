@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from emnist_bench import schedules
+from emnist_bench.training import schedules
 from tests.configs import compose_config, options
 
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError, UserError
-from emnist_bench.train import run
+from emnist_bench.run import run
 from tests.configs import compose_config, smoke_overrides
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -40,7 +40,7 @@ def best_row(rows: list[dict[str, str]]) -> dict[str, str]:
 
 def count_calls(monkeypatch, failing: int | None = None) -> list[int]:
     """Counts the trials that train; the ``failing``-th (1-based) raises instead."""
-    from emnist_bench import search as search_lib
+    from emnist_bench.tuning import search as search_lib
 
     calls: list[int] = []
     fit = search_lib.ConfigHyperModel.fit
@@ -140,7 +140,7 @@ def tiny_data(csv_proxy, proxy_cache):
 def test_a_failing_trial_is_recorded_and_the_search_goes_on(
     csv_proxy, proxy_cache, tiny_data, tmp_path, monkeypatch
 ):
-    from emnist_bench.search import search
+    from emnist_bench.tuning.search import search
 
     calls = count_calls(monkeypatch, failing=1)
     cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "tuner=random")
@@ -180,8 +180,8 @@ def test_when_every_trial_fails_the_run_stops_with_one_line(csv_proxy, proxy_cac
 
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
 def test_each_tuner_searches_the_cnn_space(tuner, csv_proxy, proxy_cache, tiny_data, tmp_path):
-    from emnist_bench import training
-    from emnist_bench.search import gradient_registry, search
+    from emnist_bench.training.fit import build_model
+    from emnist_bench.tuning.search import gradient_registry, search
 
     cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "model=cnn", f"tuner={tuner}")
     gradients = set(gradient_registry())
@@ -200,13 +200,13 @@ def test_each_tuner_searches_the_cnn_space(tuner, csv_proxy, proxy_cache, tiny_d
     assert list(best_cfg.model.kernel_size) == [
         int(best[f"kernel_size_{i}"]) for i in range(1, blocks + 1)
     ]
-    model = training.build_model(best_cfg, tiny_data.num_classes)
+    model = build_model(best_cfg, tiny_data.num_classes)
     assert model.count_params() == int(best["params"])
 
 
 def test_a_trial_fragment_holds_whole_groups(csv_proxy, proxy_cache, tmp_path):
-    from emnist_bench.search import hparams_fragment
-    from emnist_bench.train import apply_hparams
+    from emnist_bench.config import apply_hparams
+    from emnist_bench.tuning.space import hparams_fragment
 
     cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, "optimizer=adamw", "dropout=off")
     values = {
@@ -250,7 +250,7 @@ def test_a_bad_search_space_is_one_config_error(
 ):
     import keras_tuner as kt
 
-    from emnist_bench.search import declare_space
+    from emnist_bench.tuning.space import declare_space
 
     cfg = compose_cfg(csv_proxy, proxy_cache, tmp_path, override)
     with pytest.raises(ConfigError, match=problem.replace("[", r"\[")) as raised:

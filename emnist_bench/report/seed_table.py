@@ -1,4 +1,4 @@
-"""``python -m emnist_bench.seed_report DIR``: the original notebook's four models, reproduced.
+"""``python -m emnist_bench.report.seed_table DIR``: the notebook's four models, reproduced.
 
 ``python -m emnist_bench +experiment=seed_report data.root=DIR`` trains ``mlp_baseline``,
 ``mlp_seed_tuned``, ``cnn_baseline`` and ``cnn_seed_tuned`` (conf/experiment/seed_report.yaml)
@@ -13,19 +13,20 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from emnist_bench.errors import UserError
-from emnist_bench.report import _markdown_table, _read_json, data_description, find_run_dirs
+from emnist_bench import config_dir
+from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.report.runs import data_description
+from emnist_bench.report.tables import markdown_table
+from emnist_bench.rundir import find_run_dirs, read_json
 
 COLUMNS = (
     "model", "status", "epochs_run", "lr_schedule", "optimizer", "val_accuracy", "test_accuracy",
@@ -41,7 +42,7 @@ def collect(sweep_dir: Path, published: Mapping[str, float]) -> pd.DataFrame:
     """One row per run folder in ``sweep_dir``, with the notebook's figure for its model."""
     rows = []
     for run_dir in find_run_dirs(sweep_dir):
-        metrics = _read_json(run_dir / "metrics.json") or {"status": "unfinished"}
+        metrics = read_json(run_dir / "metrics.json") or {"status": "unfinished"}
         row = {key: metrics.get(key) for key in COLUMNS}
         row["model"] = row["model"] or run_dir.name
         row["run_dir"] = run_dir.relative_to(sweep_dir).as_posix()
@@ -85,7 +86,7 @@ def write_seed_report(
         "Balanced, as it published them; compare them with the validation column only where "
         "the data here is EMNIST Balanced.",
         "",
-        _markdown_table(header, rows),
+        markdown_table(header, rows),
         "",
     ]
     (sweep_dir / "seed_report.md").write_text("\n".join(text))
@@ -100,30 +101,16 @@ def write_seed_report(
     return table
 
 
-class SeedReport(Callback):
-    """Writes the seed report into the sweep folder when the multirun ends."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        published = OmegaConf.to_container(config.seed_report.published)
-        write_seed_report(Path(config.hydra.sweep.dir), published)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m emnist_bench.seed_report", description=__doc__.splitlines()[0]
+        prog="python -m emnist_bench.report.seed_table", description=__doc__.splitlines()[0]
     )
     parser.add_argument("sweep_dir", type=Path, help="the folder +experiment=seed_report wrote")
     args = parser.parse_args(argv)
-    from emnist_bench import config_dir
-
     published = OmegaConf.load(config_dir() / "experiment" / "seed_report.yaml")
-    try:
+    with exit_on_user_error():
         write_seed_report(args.sweep_dir, OmegaConf.to_container(published.seed_report.published))
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,9 +1,8 @@
-"""Figures for people: training curves, confusion matrix, sample predictions, class counts.
+"""A run's figures for people: training curves, confusion matrix, class counts (the sample
+grid is in ``evaluate.samples``).
 
-Everything is drawn with Matplotlib's object-oriented API (``matplotlib.figure.Figure``), never
-``pyplot``, so it runs headless with no backend choice and leaves no global figure state
-behind. Nothing here imports TensorFlow or Keras: the inputs are plain NumPy arrays and a
-pandas history table.
+Drawn with ``emnist_bench.figures`` (no pyplot). Nothing here imports TensorFlow or Keras: the
+inputs are plain NumPy arrays and a pandas history table.
 
 Each ``plot_*`` function writes one PNG (creating its parent folders) and returns its path.
 Each also has a ``*_figure`` twin that returns the unsaved ``Figure``, so tests and notebooks
@@ -12,52 +11,25 @@ can look inside.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter, PercentFormatter
 from sklearn.metrics import confusion_matrix
 
-DPI = 130
-"""Resolution of every saved PNG."""
-
-RIGHT_COLOR = "blue"
-"""Title colour of a correctly predicted image in the sample grid."""
-
-WRONG_COLOR = "red"
-"""Title colour of a wrongly predicted image in the sample grid."""
+from emnist_bench.figures import epoch_axis, new_figure, save
 
 _TRAIN_COLOR = "tab:blue"
 _VAL_COLOR = "tab:orange"
 _MARKER_MAX_EPOCHS = 30  # draw a marker on every epoch up to this many epochs
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    """A constrained-layout figure with its own Agg canvas (no pyplot, no global state).
-
-    The canvas gives text measurements a renderer without re-rendering the whole figure.
-    """
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig: Figure, path) -> Path:
-    """Writes ``fig`` to ``path`` as PNG, creating the parent folders, and returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
-
-
-def _labels(values, n_classes: int, name: str) -> np.ndarray:
+def class_indices(values, n_classes: int, name: str) -> np.ndarray:
     """Returns ``values`` as a 1-D int array, checking every label is in ``range(n_classes)``."""
     labels = np.asarray(values).reshape(-1)
     if labels.size and not np.issubdtype(labels.dtype, np.integer):
@@ -74,9 +46,9 @@ def _labels(values, n_classes: int, name: str) -> np.ndarray:
     return labels
 
 
-def _paired_labels(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    true = _labels(y_true, n_classes, "y_true")
-    pred = _labels(y_pred, n_classes, "y_pred")
+def paired_labels(y_true, y_pred, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    true = class_indices(y_true, n_classes, "y_true")
+    pred = class_indices(y_pred, n_classes, "y_pred")
     if true.shape != pred.shape:
         raise ValueError(f"y_true has {true.size} labels but y_pred has {pred.size}")
     return true, pred
@@ -97,15 +69,6 @@ def _learning_rate_varies(history: pd.DataFrame) -> bool:
         return False
     rates = history["learning_rate"].dropna().to_numpy(dtype=float)
     return rates.size > 1 and not np.allclose(rates, rates[0], rtol=1e-9, atol=0.0)
-
-
-def _epoch_axis(ax, epochs: np.ndarray) -> None:
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    if epochs.size == 1:
-        ax.set_xlim(epochs[0] - 0.5, epochs[0] + 0.5)
-        ax.set_xticks([epochs[0]])
-    ax.grid(True, alpha=0.3)
 
 
 def _format_rate(value: float, _position=None) -> str:
@@ -144,7 +107,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
 
     panels = 3 if show_lr else 2
     widths = [1.0, 1.0, 0.65][:panels]
-    fig = _new_figure(5.2 * sum(widths) + 0.6, 4.2)
+    fig = new_figure(5.2 * sum(widths) + 0.6, 4.2)
     axes = fig.subplots(1, panels, gridspec_kw={"width_ratios": widths})
 
     for ax, metric, title in (
@@ -157,7 +120,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
             ax.plot(epochs, history[val], marker=marker, color=_VAL_COLOR, label="validation")
         ax.set_title(title)
         ax.set_ylabel(metric)
-        _epoch_axis(ax, epochs)
+        epoch_axis(ax, epochs)
         ax.legend(loc="best")
 
     acc_ax = axes[1]
@@ -183,7 +146,7 @@ def curves_figure(history: pd.DataFrame) -> Figure:
             )
         lr_ax.set_title("Learning rate")
         lr_ax.set_ylabel("learning rate")
-        _epoch_axis(lr_ax, epochs)
+        epoch_axis(lr_ax, epochs)
 
     fig.suptitle(f"Training curves ({len(epochs)} epoch{'s' if len(epochs) != 1 else ''})")
     return fig
@@ -203,7 +166,7 @@ def plot_curves(history: pd.DataFrame, path) -> Path:
     Raises:
         ValueError: If the history is empty or lacks a required column.
     """
-    return _save(curves_figure(history), path)
+    return save(curves_figure(history), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,7 +200,7 @@ def confusion_matrix_figure(
     n = len(classes)
     if n == 0:
         raise ValueError("classes is empty")
-    true, pred = _paired_labels(y_true, y_pred, n)
+    true, pred = paired_labels(y_true, y_pred, n)
 
     counts = confusion_matrix(true, pred, labels=list(range(n)))
     total = int(counts.sum())
@@ -255,7 +218,7 @@ def confusion_matrix_figure(
         bar_label = "images"
 
     side = max(6.0, 0.24 * n + 2.0)
-    fig = _new_figure(side + 1.6, side)
+    fig = new_figure(side + 1.6, side)
     ax = fig.add_subplot()
     tick_size = 10 if n <= 20 else 9
     sns.heatmap(
@@ -311,131 +274,7 @@ def plot_confusion_matrix(
         ValueError: If labels fall outside ``range(len(classes))`` or the arrays differ in
             length.
     """
-    return _save(confusion_matrix_figure(y_true, y_pred, classes, normalize=normalize), path)
-
-
-# --------------------------------------------------------------------------------------------
-# Sample predictions
-# --------------------------------------------------------------------------------------------
-
-
-def sample_indices(n_images: int, count: int = 36, seed: int = 0) -> np.ndarray:
-    """Picks which images the sample grid shows.
-
-    Args:
-        n_images: How many images there are to choose from.
-        count: How many to show; all of them when there are fewer.
-        seed: Seed of the random choice, so the same call shows the same images.
-
-    Returns:
-        ``min(count, n_images)`` distinct indices in ascending order.
-    """
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    k = min(count, n_images)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_images, size=k, replace=False))
-
-
-def _grid_shape(k: int) -> tuple[int, int]:
-    """Rows and columns of a square-ish grid holding ``k`` cells."""
-    cols = math.ceil(math.sqrt(k))
-    rows = math.ceil(k / cols)
-    return rows, cols
-
-
-def sample_grid_figure(
-    images, y_true, y_pred, classes: Sequence[str], count: int = 36, seed: int = 0
-) -> Figure:
-    """Builds a grid of test images, each titled with its predicted and true character.
-
-    Args:
-        images: Upright images, shape (N, 28, 28) (a trailing channel of 1 is dropped),
-            uint8 pixels 0-255 or floats.
-        y_true: True class indices, shape (N,).
-        y_pred: Predicted class indices, shape (N,).
-        classes: The character of each class index.
-        count: How many images to show (all of them when there are fewer).
-        seed: Seed of the random choice of images (see :func:`sample_indices`).
-
-    Returns:
-        The figure. Its image axes come first in ``fig.axes``, in the order of
-        ``sample_indices(N, count, seed)``; each is titled ``"pred X / true Y"`` in
-        :data:`RIGHT_COLOR` when the prediction is right and :data:`WRONG_COLOR` when wrong.
-
-    Raises:
-        ValueError: If the shapes disagree, there are no images, or labels fall outside
-            ``range(len(classes))``.
-    """
-    classes = [str(c) for c in classes]
-    images = np.asarray(images)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3:
-        raise ValueError(f"images must have shape (N, height, width), got {images.shape}")
-    if len(images) == 0:
-        raise ValueError("there are no images to show")
-    true, pred = _paired_labels(y_true, y_pred, len(classes))
-    if len(true) != len(images):
-        raise ValueError(f"{len(images)} images but {len(true)} labels")
-
-    chosen = sample_indices(len(images), count, seed)
-    rows, cols = _grid_shape(len(chosen))
-    fig = _new_figure(max(4.0, 1.55 * cols + 0.3), 1.7 * rows + (0.6 if cols >= 5 else 0.9))
-    grid = fig.subplots(rows, cols, squeeze=False)
-    if np.issubdtype(images.dtype, np.integer):
-        vmin, vmax = 0, 255
-    else:
-        vmin, vmax = (0.0, 1.0) if images.max() <= 1.0 else (0.0, 255.0)
-
-    right = 0
-    for ax, index in zip(grid.flat, chosen, strict=False):
-        ax.imshow(images[index], cmap="gray", vmin=vmin, vmax=vmax, interpolation="nearest")
-        ok = true[index] == pred[index]
-        right += int(ok)
-        ax.set_title(
-            f"pred {classes[pred[index]]} / true {classes[true[index]]}",
-            color=RIGHT_COLOR if ok else WRONG_COLOR,
-            fontsize=10,
-            fontweight="normal" if ok else "bold",
-        )
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for ax in grid.flat[len(chosen) :]:
-        ax.set_visible(False)
-        fig.delaxes(ax)
-
-    fig.suptitle(
-        f"Predictions on {len(chosen)} test image{'s' if len(chosen) != 1 else ''}: "
-        f"{right} right, {len(chosen) - right} wrong"
-        + ("  " if cols >= 5 else "\n")  # a narrow grid gets the key on a second line
-        + "(blue = right, red = wrong)",
-        fontsize=12,
-    )
-    return fig
-
-
-def plot_samples(
-    images, y_true, y_pred, classes: Sequence[str], path, count: int = 36, seed: int = 0
-) -> Path:
-    """Writes a grid of test images with their predicted and true characters to a PNG.
-
-    Args:
-        images: Upright images, shape (N, 28, 28), uint8.
-        y_true: True class indices, shape (N,).
-        y_pred: Predicted class indices, shape (N,).
-        classes: The character of each class index.
-        path: Where to write the PNG; parent folders are created.
-        count: How many images to show (all of them when there are fewer).
-        seed: Seed of the random choice of images.
-
-    Returns:
-        The path written.
-
-    Raises:
-        ValueError: If the shapes disagree or labels fall outside ``range(len(classes))``.
-    """
-    return _save(sample_grid_figure(images, y_true, y_pred, classes, count, seed), path)
+    return save(confusion_matrix_figure(y_true, y_pred, classes, normalize=normalize), path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -466,11 +305,11 @@ def class_distribution_figure(y_train, y_test, classes: Sequence[str]) -> Figure
     if n == 0:
         raise ValueError("classes is empty")
     splits = (
-        ("train", _labels(y_train, n, "y_train"), "tab:blue"),
-        ("test", _labels(y_test, n, "y_test"), "tab:orange"),
+        ("train", class_indices(y_train, n, "y_train"), "tab:blue"),
+        ("test", class_indices(y_test, n, "y_test"), "tab:orange"),
     )
     positions = np.arange(n)
-    fig = _new_figure(max(8.0, 0.26 * n + 2.0), 7.0)
+    fig = new_figure(max(8.0, 0.26 * n + 2.0), 7.0)
     axes = fig.subplots(2, 1, sharex=True)
     for ax, (name, labels, color) in zip(axes, splits, strict=True):
         counts = np.bincount(labels, minlength=n)
@@ -514,4 +353,4 @@ def plot_class_distribution(y_train, y_test, classes: Sequence[str], path) -> Pa
     Raises:
         ValueError: If labels fall outside ``range(len(classes))``.
     """
-    return _save(class_distribution_figure(y_train, y_test, classes), path)
+    return save(class_distribution_figure(y_train, y_test, classes), path)

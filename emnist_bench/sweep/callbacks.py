@@ -1,14 +1,6 @@
-"""The technique grid: one-factor-at-a-time variants, whole-sweep progress, threads per job.
+"""Hydra callbacks of a sweep: threads per parallel job, whole-sweep progress, reports at the end.
 
-A *variant* is one config-group choice applied on top of the base configuration, written
-``group=option`` (``optimizer=rmsprop``), or ``base`` for none. Importing this module registers
-every such choice as an option of the Hydra config group ``variant`` (a ``_global_`` config
-whose defaults list says ``override /optimizer: rmsprop``), so a variant composes the real
-group YAML exactly as the command line would. ``conf/sweep/technique_grid.yaml`` sweeps
-``model`` x ``variant``; the list of variants comes from its ``grid.techniques`` table through
-the ``one_factor_at_a_time`` resolver below.
-
-Nothing here imports TensorFlow: the sweep's callbacks run in the launching process.
+They run in the launching process (and in joblib workers); nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -21,101 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from emnist_bench import config_dir
+from emnist_bench.sweep.variants import job_overrides
 
 log = logging.getLogger(__name__)
 
-BASE = "base"
-VARIANT_GROUP = "variant"
-# The config groups a variant may change: the techniques the comparison is about. They are
-# also the keys of metrics.json that the report compares (emnist_bench.config.technique_choices).
-TECHNIQUE_GROUPS = (
-    "lr_schedule", "activation", "optimizer", "batch_norm", "regularization", "dropout",
-)  # fmt: skip
 # One marker per finished job, so the count is right whichever process ran the job.
 PROGRESS_DIR = ".sweep_progress"
-
-
-def variant_name(group: str, option: str) -> str:
-    return f"{group}={option}"
-
-
-def register_variants(root: Path | None = None) -> list[str]:
-    """Stores ``base`` and one ``group=option`` config per option of each technique group.
-
-    Returns:
-        The registered variant names.
-    """
-    root = root or config_dir()
-    store = ConfigStore.instance()
-    store.store(group=VARIANT_GROUP, name=BASE, node={}, package="_global_")
-    names = [BASE]
-    for group in TECHNIQUE_GROUPS:
-        for option in sorted(p.stem for p in (root / group).glob("*.yaml")):
-            name = variant_name(group, option)
-            node = {"defaults": [{f"override /{group}": option}]}
-            store.store(group=VARIANT_GROUP, name=name, node=node, package="_global_")
-            names.append(name)
-    return names
-
-
-def _quote(value: str) -> str:
-    """A Hydra override value: ``=`` must be quoted (``'optimizer=sgd'``)."""
-    return value if value.isidentifier() else f"'{value}'"
-
-
-def one_factor_at_a_time(techniques: DictConfig, choices: DictConfig) -> str:
-    """The Hydra sweep string of variants: ``base``, then each value of each group alone.
-
-    Args:
-        techniques: group -> the options compared (the base's own option may be listed; it is
-            the base run, not a second run).
-        choices: the base configuration's choice per group (``hydra.runtime.choices``).
-
-    A group or option without a registered variant is listed anyway: composing that job then
-    fails with Hydra's own message, which names the variants there are.
-    """
-    variants = [BASE]
-    for group, options in techniques.items():
-        base = choices.get(group)
-        variants += [variant_name(group, str(o)) for o in options if str(o) != base]
-    return ",".join(_quote(v) for v in variants)
-
-
-def sweep_over(options: ListConfig) -> str:
-    """A Hydra sweep string over a list (``[adam, sgd]`` -> ``adam,sgd``)."""
-    return ",".join(_quote(str(o)) for o in options)
-
-
-def _register_resolvers() -> None:
-    OmegaConf.register_new_resolver(
-        "one_factor_at_a_time", one_factor_at_a_time, replace=True, use_cache=False
-    )
-    OmegaConf.register_new_resolver("sweep_over", sweep_over, replace=True, use_cache=False)
-
-
-register_variants()
-_register_resolvers()
-
-
-def job_overrides(config: DictConfig) -> list[list[str]]:
-    """The override list of every job the basic sweeper will launch, in launch order.
-
-    This is the basic sweeper's own expansion (``hydra.sweeper.params`` first, then the
-    command line), so tests and the progress display see exactly the jobs that run.
-    """
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = OmegaConf.select(config, "hydra.sweeper.params")
-    arguments = [f"{key}={value}" for key, value in (params or {}).items()]
-    arguments += list(OmegaConf.select(config, "hydra.overrides.task") or [])
-    overrides = OverridesParser.create().parse_overrides(arguments)
-    return BasicSweeper.split_arguments(overrides, None)[0]
 
 
 def parallel_jobs(n_jobs: Any, cores: int) -> int:
@@ -258,6 +164,16 @@ class SweepProgress(Callback):
             f"{_clock(time.time() - self.started)}"
         )
         if self.report:
-            from emnist_bench import report
+            from emnist_bench.report.command import write_report
 
-            report.write_report(sweep_dir)
+            write_report(sweep_dir)
+
+
+class SeedReport(Callback):
+    """Writes the seed report (the notebook's models beside its figures) when the multirun ends."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from emnist_bench.report.seed_table import write_seed_report
+
+        published = OmegaConf.to_container(config.seed_report.published)
+        write_seed_report(Path(config.hydra.sweep.dir), published)

@@ -1,4 +1,5 @@
-"""The per-run report: test metrics, metrics.json, history, model, plots, TensorBoard hparams."""
+"""One run's files after training: metrics.json, model, classification report, plots, TensorBoard
+hparams, and the summary table printed at the end."""
 
 from __future__ import annotations
 
@@ -7,61 +8,23 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
 from emnist_bench import config as config_lib
+from emnist_bench.evaluate import plots, samples
+from emnist_bench.evaluate.metrics import predict, test_metrics
+from emnist_bench.rundir import write_json
 
 log = logging.getLogger(__name__)
 
 
-def predict(model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Class probabilities for uint8 images, batched through tf.data."""
-    import tensorflow as tf
-
-    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
-    return model.predict(dataset, verbose=0)
-
-
-def test_metrics(
-    probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
-) -> dict[str, Any]:
-    """Accuracy, loss, macro F1 and per-class precision/recall/F1 from predicted probabilities."""
-    from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
-
-    predictions = probabilities.argmax(axis=1)
-    everyone = list(range(len(classes)))
-    finite = np.isfinite(probabilities).all()
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predictions, labels=everyone, zero_division=0
-    )
-    return {
-        "test_accuracy": float(accuracy_score(labels, predictions)),
-        "test_loss": float(log_loss(labels, probabilities, labels=everyone))
-        if finite
-        else math.nan,
-        "macro_f1": float(
-            f1_score(labels, predictions, labels=everyone, average="macro", zero_division=0)
-        ),
-        "test_samples": int(labels.size),
-        "per_class": {
-            char: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for char, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)
-        },
-    }
-
-
-def evaluate_and_report(
-    model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
-) -> dict[str, Any]:
-    """Evaluates on the test split and writes every per-run artifact; returns the metrics."""
+def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
+    """Evaluates on the test split and writes every per-run file, ``metrics.json`` last;
+    returns the metrics."""
     from sklearn.metrics import classification_report
-
-    from emnist_bench import plots
-    from emnist_bench.train import write_json
 
     history = pd.DataFrame(fit["history"])
     probabilities = predict(model, data.x_test, int(cfg.trainer.batch_size))
@@ -91,8 +54,10 @@ def evaluate_and_report(
     }
     if fit["diverged"]:
         log.warning("Training diverged (loss became NaN or infinite); status: diverged")
-    write_json(out / "metrics.json", metrics)
-    model.save(out / "model.keras")
+    # The model goes to a temporary name first: a kill while saving leaves no broken model.keras.
+    partial = out / "model.partial.keras"
+    model.save(partial)
+    partial.replace(out / "model.keras")
     (out / "classification_report.txt").write_text(
         classification_report(
             data.y_test,
@@ -109,7 +74,7 @@ def evaluate_and_report(
     plots.plot_confusion_matrix(
         data.y_test, predictions, data.classes, figures / "confusion_matrix.png"
     )
-    plots.plot_samples(
+    samples.plot_samples(
         data.x_test,
         data.y_test,
         predictions,
@@ -122,6 +87,7 @@ def evaluate_and_report(
         data.y_train, data.y_test, data.classes, figures / "class_distribution.png"
     )
     write_hparams(out / "tensorboard", config_lib.technique_choices(cfg), metrics)
+    write_json(out / "metrics.json", metrics)  # last: its status says every file is whole
     print_summary(metrics, out)
     return metrics
 

@@ -1,4 +1,5 @@
-"""``python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]``.
+"""``python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]``: a saved model on
+a test split.
 
 Loads a run's ``model.keras`` and resolved ``config.yaml``, evaluates on the test split found
 in ``data.root`` (a folder with only the test files and the mapping is enough), prints accuracy
@@ -14,7 +15,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from emnist_bench.errors import UserError
+from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.rundir import write_json
 
 USAGE = "usage: python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]"
 
@@ -41,7 +43,7 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
 
     import keras
 
-    from emnist_bench.reporting import predict, test_metrics
+    from emnist_bench.evaluate.metrics import predict, test_metrics
 
     model = keras.saving.load_model(model_file, compile=False)  # predicting needs no loss
     outputs = model.output_shape[-1]
@@ -61,8 +63,6 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         "split": cfg.data.split,
         "data_layout": test.layout,
     }
-    from emnist_bench.train import write_json
-
     folder = Path(str(cfg.data.root)).expanduser().resolve().name
     destination = run_dir / f"eval_{folder}.json"
     write_json(destination, result)
@@ -79,12 +79,5 @@ def main(arguments: list[str] | None = None) -> None:
     if not arguments or arguments[0] in ("-h", "--help"):
         print(USAGE)
         sys.exit(0 if arguments else 2)
-    try:
+    with exit_on_user_error():
         evaluate(arguments[0], arguments[1:])
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,58 @@
+"""The ``python -m emnist_bench`` / ``emnist-bench`` command: Hydra composes, :func:`run` runs.
+
+This module must stay free of TensorFlow imports: ``--help`` and composition are instant.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+# Quiet TensorFlow's C++ start-up chatter and keep plots headless, unless the user chose.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import hydra
+from omegaconf import DictConfig
+
+import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
+from emnist_bench import __version__, config_dir
+from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.techniques import options
+
+_GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
+
+
+def check_group_choices(arguments: list[str]) -> None:
+    """Refuses an unknown option of a config group (``optimizer=adamm``) in one line."""
+    for argument in arguments:
+        match = _GROUP_CHOICE.match(argument)
+        if not match or not (config_dir() / match[1]).is_dir():
+            continue
+        group, values = match[1], match[2]
+        known = options(group)
+        for value in values.split(","):
+            if value not in known:
+                raise UserError(
+                    f"unknown {group} option {value!r}; choose one of: {', '.join(known)}"
+                )
+
+
+@hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    from emnist_bench.run import run
+
+    with exit_on_user_error():  # Hydra would print a traceback; SystemExit passes through it.
+        metrics = run(cfg)
+    return metrics.get("test_accuracy")
+
+
+def main() -> None:
+    """Console entry point (``emnist-bench``): user errors exit 2 with one line on stderr."""
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        print(f"emnist_bench {__version__}")
+        return
+    with exit_on_user_error():
+        check_group_choices(sys.argv[1:])
+    _hydra_main()

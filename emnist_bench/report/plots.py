@@ -1,0 +1,247 @@
+"""The comparison's figures: each technique's effect, validation curves per group, best runs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+from emnist_bench.figures import epoch_axis, new_figure, save
+from emnist_bench.report.runs import models_in, order_key
+from emnist_bench.rundir import COMPLETED
+from emnist_bench.techniques import TECHNIQUE_GROUPS
+
+
+def _palette(models: Sequence[str]) -> dict[str, Any]:
+    return dict(zip(models, sns.color_palette("colorblind", len(models)), strict=True))
+
+
+def _panels(fig: Figure, count: int, columns: int = 3):
+    rows = max(1, math.ceil(count / columns))
+    axes = fig.subplots(rows, min(columns, count), squeeze=False).flat
+    axes = list(axes)
+    for ax in axes[count:]:
+        ax.set_visible(False)
+    return axes[:count]
+
+
+def _groups_present(effects: pd.DataFrame) -> list[str]:
+    present = set(effects["technique"])
+    return [g for g in TECHNIQUE_GROUPS if g in present]
+
+
+def _option_order(data: pd.DataFrame) -> list[str]:
+    """The base option first, then the others by mean test accuracy (best first)."""
+    mean = data.groupby("option", sort=False)["test_accuracy"].mean()
+    base = list(dict.fromkeys(data.loc[data["is_base"], "option"]))
+    others = [
+        o for o in mean.sort_values(ascending=False, na_position="last").index if o not in base
+    ]
+    return base + others
+
+
+def effectsnew_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
+    """Test accuracy per option of each technique, the models' bars side by side."""
+    groups = _groups_present(effects)
+    columns = min(3, len(groups))
+    fig = new_figure(5.4 * columns, 4.3 * math.ceil(len(groups) / columns) + 0.6)
+    palette = _palette(models)
+    width = 0.8 / len(models)
+    top = effects["test_accuracy"].max()
+    top = 1.0 if pd.isna(top) else min(1.0, top * 1.18 + 0.02)
+    for ax, group in zip(_panels(fig, len(groups), columns), groups, strict=True):
+        data = effects[effects["technique"] == group]
+        options = _option_order(data)
+        positions = np.arange(len(options))
+        for i, model in enumerate(models):
+            runs = data[data["model"] == model].set_index("option")
+            offsets = positions + (i - (len(models) - 1) / 2) * width
+            heights = [runs["test_accuracy"].get(o, math.nan) for o in options]
+            bars = ax.bar(offsets, heights, width * 0.95, color=palette[model], label=model)
+            labels = ["" if pd.isna(h) else f"{h:.1%}" for h in heights]
+            ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
+            base = runs[runs["is_base"]]
+            if len(base) and not pd.isna(base["test_accuracy"].iloc[0]):
+                ax.axhline(base["test_accuracy"].iloc[0], color=palette[model], ls="--", lw=1)
+            for x, option in zip(offsets, options, strict=True):
+                status = runs["status"].get(option)
+                if status is not None and status != COMPLETED:
+                    ax.text(
+                        x,
+                        top * 0.02,
+                        status,
+                        rotation=90,
+                        ha="center",
+                        va="bottom",
+                        fontsize=8,
+                        color="firebrick",
+                    )
+        ax.set_xticks(positions, labels=options, rotation=30, ha="right", rotation_mode="anchor")
+        for label, option in zip(ax.get_xticklabels(), options, strict=True):
+            if data.loc[data["option"] == option, "is_base"].any():
+                label.set_fontweight("bold")
+        ax.set_ylim(0, top)
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_title(group, fontsize=12)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+    fig.axes[0].set_ylabel("test accuracy")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(models), title="model")
+    fig.suptitle(
+        "Test accuracy per option, one technique changed at a time "
+        f"({about})\nbase option in bold; dashed line: each model's base run",
+        fontsize=11,
+    )
+    return fig
+
+
+def _history(sweep_dir: Path, run_dir: str) -> pd.DataFrame | None:
+    try:
+        history = pd.read_csv(sweep_dir / run_dir / "history.csv")
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return None
+    return history if "val_accuracy" in history and len(history) else None
+
+
+def val_curvesnew_figure(
+    effects: pd.DataFrame, model: str, sweep_dir: Path, about: str
+) -> Figure | None:
+    """Validation accuracy per epoch, one panel per technique group, one line per option."""
+    data = effects[effects["model"] == model]
+    groups = _groups_present(data)
+    if not groups:
+        return None
+    columns = min(3, len(groups))
+    fig = new_figure(5.4 * columns, 3.9 * math.ceil(len(groups) / columns) + 0.5)
+    drew = False
+    for ax, group in zip(_panels(fig, len(groups), columns), groups, strict=True):
+        runs = data[data["technique"] == group]
+        colors = iter(sns.color_palette("tab10", len(runs)))
+        for _, run in runs.iterrows():
+            history = _history(sweep_dir, run["run_dir"])
+            if history is None:
+                continue
+            drew = True
+            epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+            label = f"{run['option']} (base)" if run["is_base"] else str(run["option"])
+            if run["status"] != COMPLETED:
+                label += f" [{run['status']}]"
+            style = (
+                {"color": "black", "lw": 2.2, "zorder": 3}
+                if run["is_base"]
+                else {"color": next(colors), "lw": 1.3}
+            )
+            ax.plot(epochs, history["val_accuracy"], marker="o", ms=3.5, label=label, **style)
+        ax.set_title(group, fontsize=12)
+        epoch_axis(ax)
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+        ax.grid(True, alpha=0.3)
+        if ax.get_lines():
+            ax.legend(fontsize=8, loc="best")
+    if not drew:
+        return None
+    fig.axes[0].set_ylabel("validation accuracy")
+    fig.suptitle(
+        f"{model}: validation accuracy per option of each technique ({about})\n"
+        "base option in black",
+        fontsize=11,
+    )
+    return fig
+
+
+def best_runsnew_figure(summary: pd.DataFrame, sweep_dir: Path, about: str) -> Figure | None:
+    """The best run of each model: its scores side by side and its accuracy curves."""
+    completed = summary[summary["status"] == COMPLETED].dropna(subset=["test_accuracy"])
+    if completed.empty:
+        return None
+    best = completed.sort_values("test_accuracy", ascending=False).drop_duplicates("model")
+    best = best.sort_values("model", key=lambda c: c.map(order_key))
+    models = list(best["model"])
+    palette = _palette(models)
+    fig = new_figure(12.5, 4.6)
+    bars_ax, curves_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.25]})
+    metrics = (
+        ("test_accuracy", "test accuracy"),
+        ("macro_f1", "macro F1"),
+        ("val_accuracy", "best val accuracy"),
+    )
+    positions = np.arange(len(metrics))
+    width = 0.8 / len(models)
+    for i, (_, run) in enumerate(best.iterrows()):
+        heights = [run[key] if not pd.isna(run[key]) else 0.0 for key, _ in metrics]
+        bars = bars_ax.bar(
+            positions + (i - (len(models) - 1) / 2) * width,
+            heights,
+            width * 0.95,
+            color=palette[run["model"]],
+            label=f"{run['model']}: {run['variant']}",
+        )
+        bars_ax.bar_label(bars, labels=[f"{h:.1%}" for h in heights], fontsize=8, padding=2)
+        history = _history(sweep_dir, run["run_dir"])
+        if history is not None:
+            epochs = history["epoch"] + 1
+            color = palette[run["model"]]
+            curves_ax.plot(
+                epochs,
+                history["val_accuracy"],
+                color=color,
+                marker="o",
+                ms=3.5,
+                label=f"{run['model']} validation",
+            )
+            if "accuracy" in history:
+                curves_ax.plot(
+                    epochs,
+                    history["accuracy"],
+                    color=color,
+                    ls="--",
+                    lw=1.2,
+                    marker="x",
+                    ms=4,
+                    label=f"{run['model']} training",
+                )
+    bars_ax.set_xticks(positions, labels=[label for _, label in metrics])
+    bars_ax.set_ylim(
+        0, min(1.0, max(best["test_accuracy"].max(), best["val_accuracy"].max()) * 1.2 + 0.02)
+    )
+    bars_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    bars_ax.grid(True, axis="y", alpha=0.3)
+    bars_ax.set_axisbelow(True)
+    bars_ax.legend(fontsize=8, loc="upper right", title="best run")
+    bars_ax.set_title("scores of the best run per model")
+    curves_ax.set_title("accuracy per epoch")
+    epoch_axis(curves_ax)
+    curves_ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    curves_ax.grid(True, alpha=0.3)
+    if curves_ax.get_lines():
+        curves_ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"Best {' vs best '.join(m.upper() for m in models)} ({about})", fontsize=11)
+    return fig
+
+
+def write_plots(
+    plots_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, sweep_dir: Path, about: str
+) -> list[Path]:
+    """Writes every sweep plot that has data; returns their paths."""
+    written = []
+    models = models_in(summary)
+    if not effects.empty:
+        written.append(
+            save(effectsnew_figure(effects, models, about), plots_dir / "technique_effects.png")
+        )
+        for model in models:
+            fig = val_curvesnew_figure(effects, model, sweep_dir, about)
+            if fig is not None:
+                written.append(save(fig, plots_dir / f"val_curves_{model}.png"))
+    fig = best_runsnew_figure(summary, sweep_dir, about)
+    if fig is not None:
+        written.append(save(fig, plots_dir / "best_mlp_vs_cnn.png"))
+    return written

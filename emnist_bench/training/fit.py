@@ -1,0 +1,100 @@
+"""Building, compiling and fitting a run's model from its config."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from omegaconf import DictConfig
+
+from emnist_bench import config as config_lib
+from emnist_bench import models
+from emnist_bench.training.callbacks import EpochRecorder, RichProgress, learning_rate_callback
+from emnist_bench.training.inputs import fit_inputs
+from emnist_bench.training.losses import loss_for
+
+
+def augmentation_layers(augment: DictConfig) -> list[keras.layers.Layer]:
+    """Random shifts, rotations and zoom, active only while training."""
+    if not augment.get("enabled"):
+        return []
+    layers = []
+    if augment.get("rotation"):
+        layers.append(keras.layers.RandomRotation(augment.rotation / 360, fill_mode="constant"))
+    if augment.get("shift"):
+        layers.append(
+            keras.layers.RandomTranslation(augment.shift, augment.shift, fill_mode="constant")
+        )
+    if augment.get("zoom"):
+        layers.append(keras.layers.RandomZoom(augment.zoom, fill_mode="constant"))
+    return layers
+
+
+def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
+    arguments = config_lib.model_arguments(cfg, num_classes)
+    arguments["augmentation"] = augmentation_layers(cfg.augment)
+    builder = models.build_mlp if cfg.model.family == "mlp" else models.build_cnn
+    return builder(**arguments)
+
+
+def build_optimizer(name: str, **options: Any) -> keras.optimizers.Optimizer:
+    """An optimizer by its Keras name (``adam``, ``sgd``, ...) with constructor options."""
+    return keras.optimizers.get({"class_name": name, "config": options})
+
+
+def compile_model(model: keras.Model, cfg: DictConfig, prior: np.ndarray | None = None) -> None:
+    """Compiles with the configured optimizer and loss; ``prior`` (training-class frequencies)
+    is needed when ``data.class_weight=logit_adjusted``."""
+    name, options = config_lib.optimizer_arguments(cfg)
+    smoothing = float(cfg.trainer.get("label_smoothing") or 0.0)
+    model.compile(
+        optimizer=build_optimizer(name, **options),
+        loss=loss_for(cfg.data.get("class_weight"), smoothing, prior),
+        metrics=["accuracy"],
+        steps_per_execution=int(cfg.trainer.get("steps_per_execution") or 1),
+        jit_compile=bool(cfg.trainer.get("jit_compile")),
+    )
+
+
+def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str, Any]:
+    """Fits ``model`` with the configured callbacks; returns what the run's files need:
+    the per-epoch ``history`` rows, whether it ``diverged`` and ``train_seconds``."""
+    trainer = cfg.trainer
+    inputs = fit_inputs(cfg, data)
+    recorder = EpochRecorder(out / "history.csv")
+    callbacks = [
+        recorder,
+        keras.callbacks.TensorBoard(
+            log_dir=str(out / "tensorboard"), write_graph=False, profile_batch=0
+        ),
+    ]
+    schedule = learning_rate_callback(cfg)
+    if schedule is not None:
+        callbacks.append(schedule)
+    stopping = trainer.early_stopping
+    if stopping.enabled and inputs["validation_data"] is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stopping.monitor,
+                patience=int(stopping.patience),
+                restore_best_weights=bool(stopping.restore_best_weights),
+            )
+        )
+    steps = -(-len(data.y_train) // int(trainer.batch_size))
+    callbacks.append(RichProgress(int(trainer.epochs), steps))
+    started = time.perf_counter()
+    model.fit(
+        **inputs,
+        epochs=int(trainer.epochs),
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline reshuffles every epoch
+        verbose=0,
+    )
+    return {
+        "history": recorder.rows,
+        "diverged": recorder.diverged,
+        "train_seconds": time.perf_counter() - started,
+    }

@@ -1,0 +1,2 @@
+"""Hyperparameter search: the space from config (``space``) and keras-tuner driving it
+(``search``, which imports TensorFlow)."""
