@@ -14,12 +14,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import hydra
-from omegaconf import DictConfig
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 from emnist_bench import __version__, config_dir
-from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.techniques import options
+from emnist_bench.errors import ConfigError, UserError, exit_on_user_error
+from emnist_bench.techniques import USER_GROUPS, options
 
 _GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
 
@@ -39,6 +41,14 @@ def check_group_choices(arguments: list[str]) -> None:
                 )
 
 
+def groups_help() -> str:
+    """``group: option, option, ...`` for each group a user picks (``--help``)."""
+    return "\n".join(f"{group}: {', '.join(options(group))}" for group in USER_GROUPS)
+
+
+OmegaConf.register_new_resolver("emnist_bench_groups", groups_help, replace=True)
+
+
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     from emnist_bench.run import run
@@ -48,11 +58,27 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return metrics.get("test_accuracy")
 
 
+def composition_error(error: Exception) -> ConfigError:
+    """A Hydra or OmegaConf composition error as one line: what Hydra tried and why it failed
+    (``Error merging override trainer.epochs=abc: Value 'abc' ... could not be converted to
+    Integer``)."""
+    parts = [str(error).strip().splitlines()[0].rstrip(".")]
+    cause = error.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
+        parts.append(str(cause).strip().splitlines()[0])
+    return ConfigError(": ".join(parts) + " (python -m emnist_bench --help lists every key)")
+
+
 def main() -> None:
     """Console entry point (``emnist-bench``): user errors exit 2 with one line on stderr."""
     if sys.argv[1:] in (["--version"], ["-V"]):
         print(f"emnist_bench {__version__}")
         return
+    # Hydra's errors reach this function instead of being printed over several lines.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     with exit_on_user_error():
         check_group_choices(sys.argv[1:])
-    _hydra_main()
+        try:
+            _hydra_main()
+        except (HydraException, OmegaConfBaseException) as error:
+            raise composition_error(error) from None

@@ -1,6 +1,8 @@
 """From the composed Hydra config to plain arguments, with the checks a user's values need.
 
-Nothing here imports TensorFlow: a bad value stops a run before any heavy import.
+Types are the schema's job (``emnist_bench.schema``, checked as Hydra composes); here are the
+ranges, the choices read from ``conf/`` and the checks across keys. Nothing here imports
+TensorFlow: a bad value stops a run before any heavy import.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
 
 
-def _check_rate(value: Any, where: str) -> None:
-    if not isinstance(value, int | float) or not 0 <= value < 1:
+def _check_rate(value: float, where: str) -> None:
+    if not 0 <= value < 1:
         raise ConfigError(f"{where}={value} must be a dropout rate in [0, 1)")
 
 
@@ -43,11 +45,9 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: naming the key, the value and what is expected.
     """
     trainer, model = cfg.trainer, cfg.model
-    for key in ("epochs", "batch_size"):
-        value = trainer[key]
-        minimum = 0 if key == "epochs" else 1
-        if not isinstance(value, int) or value < minimum:
-            raise ConfigError(f"trainer.{key}={value} must be a whole number >= {minimum}")
+    for key, minimum in (("epochs", 0), ("batch_size", 1)):
+        if trainer[key] < minimum:
+            raise ConfigError(f"trainer.{key}={trainer[key]} must be a whole number >= {minimum}")
     if model.family == "mlp":
         layers = len(model.hidden_units)
         if layers < MIN_MLP_HIDDEN_LAYERS:
@@ -69,7 +69,7 @@ def validate(cfg: DictConfig) -> None:
         for key in ("dense_activations", "dense_dropout_rates"):
             _check_list(model, key, len(model.dense_units))
         _check_choice("model.pooling", model.pooling, ("max", "average", "none"))
-        if model.get("pool_every", 1) < 1:
+        if model.pool_every < 1:
             raise ConfigError(f"model.pool_every={model.pool_every} must be a whole number >= 1")
         pool_after = model.get("pool_after")
         if pool_after is not None and not all(1 <= block <= blocks for block in pool_after):
@@ -120,8 +120,12 @@ def apply_hparams(cfg: DictConfig, fragment: DictConfig) -> DictConfig:
     """``cfg`` with each group in ``fragment`` (a search's ``best_hparams.yaml``) replacing its own.
 
     Groups are replaced whole, not merged: an sgd run given rmsprop keeps no sgd ``momentum``.
+    A group with a schema checks the values it is given.
     """
-    return OmegaConf.merge(cfg, dict.fromkeys(fragment), fragment)
+    applied = cfg.copy()
+    for group, values in fragment.items():
+        applied[group] = values
+    return applied
 
 
 def with_hparams_file(cfg: DictConfig) -> DictConfig:

@@ -9,9 +9,11 @@ import textwrap
 
 import pytest
 
+import emnist_bench
 from emnist_bench import config as config_lib
 from emnist_bench.errors import ConfigError
-from tests.configs import GROUPS, compose_config, options
+from emnist_bench.techniques import TECHNIQUE_GROUPS, USER_GROUPS, options
+from tests.configs import compose_config
 
 
 def run_cli(*arguments: str, cwd=None) -> subprocess.CompletedProcess:
@@ -28,22 +30,26 @@ def test_every_option_composes_without_importing_tensorflow():
     script = textwrap.dedent(
         """
         import sys
-        from tests.configs import GROUPS, compose_config, options
         from emnist_bench import config as config_lib
-        for group in GROUPS:
-            for option in options(group):
-                cfg = compose_config([f"{group}={option}"])
-                config_lib.validate(cfg)
-                config_lib.model_arguments(cfg, 47)
-                config_lib.technique_choices(cfg)
+        from emnist_bench.techniques import TECHNIQUE_GROUPS, options
+        from tests.configs import compose_config
+        groups = ("model", *TECHNIQUE_GROUPS, "augment", "data", "tuner")
+        overrides = [f"{g}={o}" for g in groups for o in options(g)]
+        overrides += [f"+experiment={o}" for o in options("experiment")]
+        for override in overrides:
+            cfg = compose_config([override])
+            config_lib.validate(cfg)
+            config_lib.model_arguments(cfg, 47)
+            config_lib.technique_choices(cfg)
         heavy = [m for m in ("tensorflow", "keras") if m in sys.modules]
         assert not heavy, heavy
-        print("composed", sum(len(options(g)) for g in GROUPS))
+        print("composed", len(overrides))
         """
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert int(result.stdout.split()[-1]) == sum(len(options(g)) for g in GROUPS)
+    groups = ("model", *TECHNIQUE_GROUPS, "augment", "data", "tuner", "experiment")
+    assert int(result.stdout.split()[-1]) == sum(len(options(g)) for g in groups)
 
 
 def test_help_lists_every_group_without_tensorflow():
@@ -55,8 +61,23 @@ def test_help_lists_every_group_without_tensorflow():
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    for group in GROUPS:
-        assert f"{group}: {', '.join(options(group))}" in result.stdout
+    for group in USER_GROUPS:
+        assert f"\n{group}: {', '.join(options(group))}\n" in result.stdout
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("usage: python -m emnist_bench ")
+    examples = "\n".join(lines[:15])
+    for command in ("-m +sweep=technique_grid", "emnist_bench.evaluate ", "emnist_bench.report "):
+        assert command in examples
+    assert "data.root" in examples
+    groups = result.stdout.split("== Groups", 1)[1].split("== Config", 1)[0]
+    listed = {line.split(":")[0] for line in groups.splitlines()[1:] if ":" in line}
+    assert listed == set(USER_GROUPS)  # not the internal variant, schema or search_space groups
+
+
+def test_version_prints_the_package_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"emnist_bench {emnist_bench.__version__}"
 
 
 def test_required_technique_grid_is_available():
@@ -102,6 +123,11 @@ def test_wrong_values_are_refused_with_their_message(overrides, message):
         ),
         (["dropout.rate=1.5"], "dropout.rate=1.5 must be a dropout rate in [0, 1)"),
         (["trainer.epochs=-3"], "trainer.epochs=-3 must be a whole number"),
+        # Types and key names are the schema's to check (emnist_bench.schema).
+        (["trainer.epochs=abc"], "trainer.epochs=abc: Value 'abc' of type 'str' could not be"),
+        (["trainer.epoch=3"], "Could not override 'trainer.epoch': Key 'epoch' not in"),
+        (["model.hidden_units=[a,b,c]"], "model.hidden_units=[a,b,c]: Value 'a' of type 'str'"),
+        (["dropout.enabled=maybe"], "dropout.enabled=maybe: Value 'maybe' is not a valid bool"),
     ],
 )
 def test_cli_refuses_wrong_values_in_one_line_with_exit_code_2(tmp_path, arguments, message):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import pytest
 
 from emnist_bench import config as config_lib
+from emnist_bench.techniques import TECHNIQUE_GROUPS, options
 from emnist_bench.training import fit as training
-from tests.configs import GROUPS, compose_config, options
+from tests.configs import compose_config
 
 NUM_CLASSES = 47
 
@@ -28,20 +30,26 @@ def layers_of(model: keras.Model, kind: type) -> list:
     return [layer for layer in model.layers if isinstance(layer, kind)]
 
 
-@pytest.mark.parametrize(
-    "override", [f"{group}={option}" for group in GROUPS for option in options(group)]
-)
-@pytest.mark.parametrize("family", ["mlp", "cnn"])
-def test_every_option_builds_a_model_with_47_outputs(family, override):
-    model_override = [] if override.startswith("model=") else [f"model={family}"]
-    model, cfg = build(*model_override, override)
+# Every option of every group that shapes a model, found in conf/ (a new YAML file is tested
+# without touching this list) and built into both families; and every model and preset.
+EVERY_OPTION = [
+    *((f"model={family}", f"{group}={option}") for group in (*TECHNIQUE_GROUPS, "augment")
+      for option in options(group) for family in ("mlp", "cnn")),
+    *((f"model={option}",) for option in options("model")),
+    *((f"+experiment={option}",) for option in options("experiment")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", EVERY_OPTION, ids=" ".join)
+def test_every_option_builds_a_model_with_47_outputs(overrides):
+    model, cfg = build(*overrides)
     assert model.output_shape == (None, NUM_CLASSES)
     assert model.input_shape == (None, 28, 28)
     assert model.count_params() > 0
-    if not override.startswith("model="):
-        assert cfg.model.family == family
+    if overrides[0].startswith("model="):
+        assert cfg.model.family == overrides[0].removeprefix("model=")
     # Every compiled optimizer is the one named, with the configured learning rate.
-    training.compile_model(model, cfg)
+    training.compile_model(model, cfg, prior=np.full(NUM_CLASSES, 1 / NUM_CLASSES))
     assert type(model.optimizer).__name__.lower() == cfg.optimizer.name.replace("_", "")
     assert float(model.optimizer.learning_rate) == pytest.approx(cfg.optimizer.learning_rate)
 
@@ -97,7 +105,7 @@ def test_activations_are_the_named_ones(family, name):
 
 
 def test_cnn_seed_tuned_preset_has_per_layer_values():
-    model, cfg = build("model=cnn_seed_tuned")
+    model, cfg = build("+experiment=cnn_seed_tuned")
     assert cfg.optimizer.name == "rmsprop" and cfg.lr_schedule.name == "reduce_on_plateau"
     convs = layers_of(model, keras.layers.Conv2D)
     assert [c.filters for c in convs] == [64, 104]
@@ -110,18 +118,18 @@ def test_cnn_seed_tuned_preset_has_per_layer_values():
 
 
 def test_mlp_presets_reproduce_the_notebook():
-    model, _ = build("model=mlp_baseline")
+    model, _ = build("+experiment=mlp_baseline")
     assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [128, 64, 32, 16, 47]
     assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.2, 0.2, 0.1, 0.1]
     assert len(model.losses) == 4  # L1+L2 on every hidden layer
-    tuned, cfg = build("model=mlp_seed_tuned")
+    tuned, cfg = build("+experiment=mlp_seed_tuned")
     assert [layer.units for layer in layers_of(tuned, keras.layers.Dense)] == [93, 8, 8, 47]
     assert len(layers_of(tuned, keras.layers.LeakyReLU)) == 1
     assert cfg.optimizer.name == "adam"
 
 
 def test_cnn_baseline_matches_the_notebook():
-    model, _ = build("model=cnn_baseline")
+    model, _ = build("+experiment=cnn_baseline")
     assert [c.filters for c in layers_of(model, keras.layers.Conv2D)] == [32, 64]
     assert len(layers_of(model, keras.layers.MaxPooling2D)) == 2
     assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [128, 64, 47]
@@ -129,7 +137,7 @@ def test_cnn_baseline_matches_the_notebook():
 
 
 def test_command_line_choice_beats_the_preset():
-    _, cfg = build("model=cnn_seed_tuned", "optimizer=adam", "lr_schedule=constant")
+    _, cfg = build("+experiment=cnn_seed_tuned", "optimizer=adam", "lr_schedule=constant")
     assert cfg.optimizer.name == "adam" and cfg.lr_schedule.name == "constant"
 
 

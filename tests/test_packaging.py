@@ -56,7 +56,7 @@ def test_installed_package_composes_from_its_own_conf(installed_wheel):
     assert Path(module_file).is_relative_to(installed_wheel)
     assert Path(conf) == installed_wheel / "emnist_bench" / "conf"
     composed = run_installed(
-        installed_wheel, "-m", "emnist_bench", "--cfg", "job", "model=cnn_seed_tuned"
+        installed_wheel, "-m", "emnist_bench", "--cfg", "job", "+experiment=cnn_seed_tuned"
     )
     assert composed.returncode == 0, composed.stderr
     assert "name: cnn_seed_tuned" in composed.stdout and "name: rmsprop" in composed.stdout

@@ -1,7 +1,7 @@
 """``python -m emnist_bench.report.seed_table DIR``: the notebook's four models, reproduced.
 
-``python -m emnist_bench +experiment=seed_report data.root=DIR`` trains ``mlp_baseline``,
-``mlp_seed_tuned``, ``cnn_baseline`` and ``cnn_seed_tuned`` (conf/experiment/seed_report.yaml)
+``python -m emnist_bench +sweep=seed_report data.root=DIR`` trains ``mlp_baseline``,
+``mlp_seed_tuned``, ``cnn_baseline`` and ``cnn_seed_tuned`` (conf/sweep/seed_report.yaml)
 and, at the end, this module writes ``seed_report.md`` and ``seed_report.csv`` into the sweep
 folder: each model's validation and test accuracy here, next to the figure the notebook
 published for it. The notebook's figures are EMNIST Balanced validation accuracies; the runs'
@@ -62,7 +62,7 @@ def write_seed_report(
         raise UserError(f"{sweep_dir}: no such folder; pass the seed_report sweep folder")
     table = collect(sweep_dir, published)
     if table.empty:
-        raise UserError(f"{sweep_dir}: no runs found; run +experiment=seed_report first")
+        raise UserError(f"{sweep_dir}: no runs found; run +sweep=seed_report first")
     table.to_csv(sweep_dir / "seed_report.csv", index=False)
     about = data_description(table, sweep_dir)
     header = [
@@ -105,9 +105,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m emnist_bench.report.seed_table", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("sweep_dir", type=Path, help="the folder +experiment=seed_report wrote")
+    parser.add_argument("sweep_dir", type=Path, help="the folder +sweep=seed_report wrote")
     args = parser.parse_args(argv)
-    published = OmegaConf.load(config_dir() / "experiment" / "seed_report.yaml")
+    published = OmegaConf.load(config_dir() / "sweep" / "seed_report.yaml")
     with exit_on_user_error():
         write_seed_report(args.sweep_dir, OmegaConf.to_container(published.seed_report.published))
 
