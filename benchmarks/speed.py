@@ -189,7 +189,11 @@ def main() -> None:
 
     from emnist_bench.data import load_dataset
 
-    base = [f"data.root={args.root}", "+experiment=cnn_baseline", "trainer.early_stopping.enabled=false"]
+    base = [
+        f"data.root={args.root}",
+        "+experiment=cnn_baseline",
+        "trainer.early_stopping.enabled=false",
+    ]
     cfg = compose([*base, *args.overrides])
     data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
     results = {"machine": machine(), "data": f"EMNIST proxy (IDX) at {args.root}",
