@@ -68,5 +68,6 @@ def test_wheel_ships_every_module_of_the_source_tree(installed_wheel):
     shipped = {p.relative_to(installed_wheel / "emnist_bench")
                for p in (installed_wheel / "emnist_bench").rglob("*.py")}  # fmt: skip
     assert in_repo <= shipped
+    assert (installed_wheel / "emnist_bench/report/templates/report.html.j2").is_file()
     shown = run_installed(installed_wheel, "-m", "emnist_bench.report", "--help")
     assert shown.returncode == 0, shown.stderr

@@ -127,4 +127,7 @@ def ranked_rows(data: pd.DataFrame) -> list[list[str]]:
 
 def problem_rows(summary: pd.DataFrame) -> list[list[str]]:
     problems = summary[summary["status"] != COMPLETED]
-    return [[r["run_dir"], r["status"], r["error"] or ""] for _, r in problems.iterrows()]
+    return [
+        [r["run_dir"], r["status"], r["error"] if isinstance(r["error"], str) else ""]
+        for _, r in problems.iterrows()
+    ]
