@@ -12,10 +12,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
+# The test split's true and predicted labels, so that runs on the same images pair up.
+PREDICTIONS = "predictions.npz"
 COMPLETED = "completed"
 
 
@@ -31,6 +34,26 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     os.replace(partial, path)
+
+
+def write_predictions(path: Path, true: np.ndarray, predicted: np.ndarray) -> None:
+    """Writes the test labels and a run's predictions (uint8 when they fit), whole or not at all."""
+    dtype = (
+        np.uint8 if max(int(true.max(initial=0)), int(predicted.max(initial=0))) < 256 else np.int32
+    )
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as handle:
+        np.savez_compressed(handle, true=true.astype(dtype), predicted=predicted.astype(dtype))
+    os.replace(partial, path)
+
+
+def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """A run's (true, predicted) test labels, or None when missing or unreadable."""
+    try:
+        with np.load(path) as saved:
+            return saved["true"], saved["predicted"]
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -16,9 +16,13 @@ from rich.table import Table
 from emnist_bench import config as config_lib
 from emnist_bench.evaluate import plots, samples
 from emnist_bench.evaluate.metrics import predict, test_metrics
-from emnist_bench.rundir import write_json
+from emnist_bench.provenance import describe_run
+from emnist_bench.rundir import PREDICTIONS, write_json, write_predictions
 
 log = logging.getLogger(__name__)
+
+CLASSES = "classes.json"
+"""The run's class mapping: ``split``, file ``labels`` and ``characters``, in output order."""
 
 
 def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
@@ -51,9 +55,11 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         "data_layout": data.layout,
         **config_lib.technique_choices(cfg),
         "per_class": scores["per_class"],
+        "provenance": describe_run(data),
     }
     if fit["diverged"]:
         log.warning("Training diverged (loss became NaN or infinite); status: diverged")
+    write_predictions(out / PREDICTIONS, data.y_test, predictions)
     # The model goes to a temporary name first: a kill while saving leaves no broken model.keras.
     partial = out / "model.partial.keras"
     model.save(partial)
@@ -86,14 +92,47 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     plots.plot_class_distribution(
         data.y_train, data.y_test, data.classes, figures / "class_distribution.png"
     )
-    write_hparams(out / "tensorboard", config_lib.technique_choices(cfg), metrics)
+    write_hparams(out / "tensorboard", hparams_of(cfg, out), metrics)
+    write_classes(out, cfg.data.split, data.mapping)
     write_json(out / "metrics.json", metrics)  # last: its status says every file is whole
     print_summary(metrics, out)
     return metrics
 
 
+def write_classes(out: Path, split: str, mapping) -> None:
+    """Writes ``classes.json``: the character of each output, in label order, so that a saved
+    model is used without guessing its labels (``python -m emnist_bench.predict``)."""
+    payload = {
+        "split": split,
+        "labels": list(mapping.labels),
+        "characters": list(mapping.characters),
+    }
+    write_json(out / CLASSES, payload)
+
+
+def hparams_of(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    """Every value that tells runs apart, for TensorBoard's HParams dashboard: the techniques,
+    and the seed, length, data and model sizes, so that no two different runs merge there."""
+    model = cfg.model
+    sizes = [*(model.get("hidden_units") or []), *(model.get("conv_filters") or []),
+             *(model.get("dense_units") or [])]  # fmt: skip
+    return {
+        **config_lib.technique_choices(cfg),
+        "run": out.resolve().name,
+        "seed": int(cfg.trainer.seed),
+        "epochs": int(cfg.trainer.epochs),
+        "label_smoothing": float(cfg.trainer.label_smoothing),
+        "data_folder": Path(str(cfg.data.root)).name,
+        "data_split": cfg.data.split,
+        "data_subset": -1 if cfg.data.subset is None else int(cfg.data.subset),
+        "val_size": str(cfg.data.val_size),
+        "class_weight": str(cfg.data.class_weight),
+        "layer_sizes": "-".join(map(str, sizes)),
+    }
+
+
 def write_hparams(logdir: Path, hparams: dict[str, Any], metrics: dict[str, Any]) -> None:
-    """Records the technique choices as TensorBoard HParams with test and best-val accuracy."""
+    """Records ``hparams`` as TensorBoard HParams with test and best-val accuracy."""
     import tensorflow as tf
     from tensorboard.plugins.hparams import api as hp
 

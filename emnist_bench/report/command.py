@@ -1,16 +1,16 @@
-"""``python -m emnist_bench.report DIR``: compares the runs in a folder (a sweep, or any).
+"""``python -m emnist_bench.report DIR [DIR ...]``: compares the runs in folders (sweeps, or any).
 
-Writes into DIR:
+Writes into the first DIR (or ``--out``):
 
-* ``summary.csv``: one row per run (its technique choices, status and scores);
-* ``summary.md``: per model and technique group, the options ranked by test accuracy with the
-  difference from the base run, and MLP vs CNN side by side;
-* ``plots/``: the effect of each technique, validation-accuracy curves per group, the best
-  MLP against the best CNN;
+* ``summary.csv``: one row per run (its technique choices, seed, status and scores);
+* ``effects.csv``: per model, technique and option: seeds, mean test accuracy and its 95%
+  interval, the difference from the base with its interval, p-values (raw and Holm-adjusted)
+  and a verdict (``emnist_bench.report.effects``);
+* ``summary.md``: the same as tables, MLP vs CNN side by side, detectable differences ranked;
+* ``plots/``: each technique's effect, validation curves per group, the best runs;
 * ``report.html``: one self-contained page (plots embedded) that links to each run's plots;
 
-and prints the best option of each technique per model. Runs that failed or diverged keep
-their status and have no scores. Nothing here imports TensorFlow.
+and prints the best option of each technique per model. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from rich.console import Console
 from rich.table import Table
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.report.effects import best_options, technique_effects
+from emnist_bench.report.effects import best_options, effects_csv, models_of, technique_effects
+from emnist_bench.report.factorial import fit_all
 from emnist_bench.report.html import write_html
 from emnist_bench.report.markdown import write_markdown
 from emnist_bench.report.plots import write_plots
-from emnist_bench.report.runs import data_description, load_summary, models_in, status_counts
+from emnist_bench.report.runs import data_description, load_summary, status_counts
 from emnist_bench.report.tables import best_rows
 
 
@@ -43,52 +44,68 @@ def best_table(effects: pd.DataFrame, models: Sequence[str], title: str) -> Tabl
     return table
 
 
-def write_report(sweep_dir: Path | str, console: Console | None = None) -> dict[str, Path]:
-    """Writes summary.csv, summary.md, plots/ and report.html into ``sweep_dir``.
+def write_report(
+    folders: Path | str | Sequence[Path | str],
+    out: Path | str | None = None,
+    console: Console | None = None,
+) -> dict[str, Path]:
+    """Writes summary.csv, effects.csv, summary.md, plots/ and report.html into ``out`` (the
+    first folder unless given).
 
     Returns:
-        The written files by name (``summary_csv``, ``summary_md``, ``report_html``, plots).
+        The written files by name (``summary_csv``, ``effects_csv``, ``summary_md``,
+        ``report_html``, plots).
 
     Raises:
-        UserError: when ``sweep_dir`` is not a folder or holds no run.
+        UserError: when a folder is missing or none holds a run.
     """
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir}: not a folder; pass the sweep's output folder")
-    summary, bases = load_summary(sweep_dir)
+    folders = [Path(folders)] if isinstance(folders, str | Path) else [Path(f) for f in folders]
+    for folder in folders:
+        if not folder.is_dir():
+            raise UserError(f"{folder}: not a folder; pass folders holding runs (a sweep's)")
+    out = Path(out) if out is not None else folders[0]
+    summary, bases = load_summary(folders)
     effects = technique_effects(summary, bases)
-    about = data_description(summary, sweep_dir)
-    short = data_description(summary, sweep_dir, short=True)
-    title = f"Technique comparison: {sweep_dir.resolve().name}"
-    written = {"summary_csv": sweep_dir / "summary.csv"}
-    summary.to_csv(written["summary_csv"], index=False)
-    written["summary_md"] = write_markdown(sweep_dir / "summary.md", title, summary, effects, about)
-    plots = write_plots(sweep_dir / "plots", summary, effects, sweep_dir, short)
-    written.update({p.stem: p for p in plots})
-    written["report_html"] = write_html(
-        sweep_dir / "report.html", title, summary, effects, plots, about
-    )
+    factorials = fit_all(summary, bases)
+    about = data_description(summary)
+    short = data_description(summary, short=True)
+    title = f"Technique comparison: {', '.join(f.resolve().name for f in folders)}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        written = {"summary_csv": out / "summary.csv", "effects_csv": out / "effects.csv"}
+        summary.drop(columns="path").to_csv(written["summary_csv"], index=False)
+        effects_csv(effects).to_csv(written["effects_csv"], index=False)
+        written["summary_md"] = write_markdown(
+            out / "summary.md", title, summary, effects, about, factorials
+        )
+        plots = write_plots(out / "plots", summary, effects, short, factorials)
+        written.update({p.stem: p for p in plots})
+        written["report_html"] = write_html(
+            out / "report.html", title, summary, effects, plots, about, factorials
+        )
+    except OSError as error:
+        raise UserError(f"{out}: cannot write the report ({error.strerror or error})") from None
     console = console or Console()
     if not effects.empty:
-        console.print(
-            best_table(effects, models_in(summary), f"{title} ({status_counts(summary)})")
-        )
-    console.print(f"Report: {written['report_html']} (summary.csv, summary.md, plots/)")
+        models = models_of(effects, summary)
+        console.print(best_table(effects, models, f"{title} ({status_counts(summary)})"))
+    console.print(
+        f"Report: {written['report_html']} (summary.csv, effects.csv, summary.md, plots/)"
+    )
     return written
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m emnist_bench.report",
-        description="Compare the runs of a technique sweep: summary.csv, summary.md, plots/ "
-        "and report.html, written into the sweep folder.",
+        description="Compare the runs in one or more folders (merged into one comparison): "
+        "summary.csv, effects.csv, summary.md, plots/ and report.html.",
     )
     parser.add_argument(
-        "sweep_dir",
-        type=Path,
-        metavar="SWEEP_DIR",
-        help="the sweep's output folder (hydra.sweep.dir)",
-    )
+        "folders", type=Path, nargs="+", metavar="DIR",
+        help="a folder of runs, e.g. a sweep's output folder (hydra.sweep.dir)",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, help="where to write the report (default: first DIR)")
     arguments = parser.parse_args(argv)
     with exit_on_user_error():
-        write_report(arguments.sweep_dir)
+        write_report(arguments.folders, arguments.out)

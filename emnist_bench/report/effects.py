@@ -1,100 +1,261 @@
-"""One factor at a time: each option of each technique against its model's base run."""
+"""One factor at a time: each option of each technique against its model's base, with how sure.
+
+An option's runs are those equal to the base in every other technique (so the table is the same
+for the one-factor grid and the full factorial), one per seed. Each is paired with the base run
+of the same seed on the same test images (``predictions.npz``), and the difference gets a 95%
+interval, a p-value and, after Holm's correction over every comparison of the report, a verdict:
+
+* ``better`` / ``worse``: the adjusted p-value is below 5% and the interval excludes zero;
+* ``no detectable difference``: otherwise; the difference is inside the noise, not ranked;
+* ``collapsed``: mean test accuracy at most twice chance (1 / classes);
+* ``no-op``: its training was the base's (a schedule whose rate never moved from the base's,
+  or the same predictions and history as the base, seed for seed);
+* ``failed`` / ``diverged``: no run of the option completed;
+* ``base``: the reference itself.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from emnist_bench.report.runs import order_key
-from emnist_bench.rundir import COMPLETED
-from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
+from emnist_bench.report import statistics
+from emnist_bench.report.runs import models_in, order_key
+from emnist_bench.rundir import COMPLETED, PREDICTIONS, read_predictions
+from emnist_bench.techniques import TECHNIQUE_GROUPS
+
+BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
+COLLAPSED, NO_OP, FAILED, DIVERGED = "collapsed", "no-op", "failed", "diverged"
+BASE_VERDICT = "base"
+RANKED = (BASE_VERDICT, BETTER, WORSE)  # the verdicts a table ranks
+DEFAULT_CLASSES = 47
+# effects.csv: one row per model x technique x option.
+CSV_COLUMNS = {
+    "model": "model", "technique": "technique", "option": "option", "n_seeds": "n_seeds",
+    "test_accuracy": "mean_test_accuracy", "ci_low": "ci_low", "ci_high": "ci_high",
+    "delta": "delta_vs_base", "delta_ci_low": "delta_ci_low", "delta_ci_high": "delta_ci_high",
+    "p_value": "p_value", "p_adjusted": "p_adjusted", "verdict": "verdict",
+}  # fmt: skip
+
+
+class _Runs:
+    """Reads (and keeps) each run's predictions and history, by folder."""
+
+    def __init__(self) -> None:
+        self._predictions: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._histories: dict[str, pd.DataFrame | None] = {}
+
+    def predictions(self, path: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if path not in self._predictions:
+            self._predictions[path] = read_predictions(Path(path) / PREDICTIONS)
+        return self._predictions[path]
+
+    def history(self, path: str) -> pd.DataFrame | None:
+        if path not in self._histories:
+            try:
+                self._histories[path] = pd.read_csv(Path(path) / "history.csv")
+            except (OSError, ValueError, pd.errors.EmptyDataError):
+                self._histories[path] = None
+        return self._histories[path]
+
+
+def _by_seed(runs: pd.DataFrame) -> dict[Any, pd.Series]:
+    completed = runs[runs["status"] == COMPLETED]
+    return {run["seed"]: run for _, run in completed.iterrows()}
+
+
+def _same_training(option: pd.Series, base: pd.Series, technique: str, reader: _Runs) -> bool:
+    """Whether the option's run trained exactly as the base's (so it is a no-op)."""
+    mine, theirs = reader.history(option["path"]), reader.history(base["path"])
+    if mine is None or theirs is None or len(mine) != len(theirs):
+        return False
+    if technique == "lr_schedule" and "learning_rate" in mine and "learning_rate" in theirs:
+        # A schedule changes only the learning rate; the same rate every epoch is no change.
+        return bool(np.array_equal(mine["learning_rate"], theirs["learning_rate"]))
+    predicted = reader.predictions(option["path"]), reader.predictions(base["path"])
+    if None in predicted or not np.array_equal(predicted[0][1], predicted[1][1]):
+        return False
+    columns = [c for c in ("loss", "accuracy", "val_loss", "val_accuracy") if c in mine]
+    return bool(np.allclose(mine[columns], theirs[columns], rtol=0, atol=1e-7, equal_nan=True))
+
+
+def _compare(
+    option_runs: pd.DataFrame, base_runs: pd.DataFrame, technique: str, reader: _Runs
+) -> dict[str, Any]:
+    """The paired difference of an option from its base over the seeds both completed."""
+    mine, theirs = _by_seed(option_runs), _by_seed(base_runs)
+    correct_mine, correct_theirs, no_op = [], [], []
+    for seed in sorted(set(mine) & set(theirs), key=str):
+        a, b = reader.predictions(mine[seed]["path"]), reader.predictions(theirs[seed]["path"])
+        if a is None or b is None or not np.array_equal(a[0], b[0]):
+            continue  # not scored on the same test images: never paired
+        correct_mine.append(a[0] == a[1])
+        correct_theirs.append(b[0] == b[1])
+        no_op.append(_same_training(mine[seed], theirs[seed], technique, reader))
+    if not correct_mine:
+        return {"paired_seeds": 0, "no_op": False}
+    paired = statistics.paired_difference(correct_mine, correct_theirs)
+    return {
+        "paired_seeds": paired.seeds,
+        "delta": paired.delta,
+        "delta_ci_low": paired.low,
+        "delta_ci_high": paired.high,
+        "p_value": paired.p_value,
+        "discordant_share": paired.discordant_share,
+        "no_op": all(no_op),
+    }
+
+
+def _effect_row(
+    label: str, technique: str, option: str, is_base: bool, runs: pd.DataFrame,
+    base_runs: pd.DataFrame, reader: _Runs,
+) -> dict[str, Any]:  # fmt: skip
+    completed = runs[runs["status"] == COMPLETED]
+    statuses = set(runs["status"].astype(str))
+    row: dict[str, Any] = {
+        "model": label, "technique": technique, "option": option, "is_base": is_base,
+        "n_seeds": len(completed), "n_runs": len(runs),
+        "status": COMPLETED if len(completed) else (DIVERGED if DIVERGED in statuses else FAILED),
+        "run_dir": runs.iloc[0]["run_dir"], "run_paths": tuple(runs["path"]), "paired_seeds": 0,
+        "no_op": False,
+    }  # fmt: skip
+    if completed.empty:
+        return row
+    images = (
+        int(completed["test_samples"].dropna().median())
+        if completed["test_samples"].notna().any()
+        else 0
+    )
+    mean, low, high = statistics.mean_interval(completed["test_accuracy"].tolist(), images)
+    classes = completed["num_classes"].dropna()
+    row |= {
+        "test_accuracy": mean, "ci_low": low, "ci_high": high, "test_images": images,
+        "classes": int(classes.iloc[0]) if len(classes) else DEFAULT_CLASSES,
+        **{key: completed[key].mean() for key in ("macro_f1", "val_accuracy", "epochs_run",
+                                                    "train_seconds")},
+    }  # fmt: skip
+    if not is_base:
+        row |= _compare(runs, base_runs, technique, reader)
+    return row
+
+
+def verdict(row: pd.Series) -> str:
+    """The verdict of one effects row (its ``p_adjusted`` already set); see the module doc."""
+    if row["status"] != COMPLETED:
+        return row["status"]
+    if row["is_base"]:
+        return BASE_VERDICT
+    if row["test_accuracy"] <= 2 / row["classes"]:
+        return COLLAPSED
+    if row["no_op"]:
+        return NO_OP
+    detected = row["p_adjusted"] < statistics.ALPHA and (
+        row["delta_ci_low"] > 0 or row["delta_ci_high"] < 0
+    )
+    if not detected:
+        return SAME
+    return BETTER if row["delta"] > 0 else WORSE
+
+
+EFFECT_COLUMNS = (
+    "model", "technique", "option", "is_base", "status", "n_seeds", "n_runs", "test_accuracy",
+    "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted",
+    "verdict", "rank", "paired_seeds", "no_op", "discordant_share", "test_images", "classes",
+    "macro_f1", "val_accuracy", "epochs_run", "train_seconds", "run_dir", "run_paths",
+)  # fmt: skip
 
 
 def technique_effects(summary: pd.DataFrame, bases: dict[str, dict[str, str]]) -> pd.DataFrame:
-    """Per model and technique group, each option's run ranked by test accuracy.
-
-    Only runs equal to the base in every other group count (one factor at a time), so the
-    table is the same for the one-factor grid and the full factorial. ``delta`` is the test
-    accuracy minus the base run's; ``rank`` 1 is the best completed run.
-    """
-    rows = []
-    for model, runs in summary.groupby("model", sort=False):
+    """Per model (and cohort) and technique group, each option against the base, ranked only
+    where the difference is detectable. Runs of different cohorts are never pooled."""
+    reader, rows = _Runs(), []
+    for (model, cohort), runs in summary.groupby(["model", "cohort"], sort=False):
+        label = f"{model} ({cohort})" if cohort else model
         base = bases[model]
-        base_runs = runs[runs["variant"] == BASE]
-        base_accuracy = base_runs["test_accuracy"].max() if len(base_runs) else math.nan
         for group in TECHNIQUE_GROUPS:
             others = [g for g in TECHNIQUE_GROUPS if g != group]
-            same_elsewhere = (runs[others] == pd.Series({g: base[g] for g in others})).all(axis=1)
-            chosen = runs[same_elsewhere].drop_duplicates(subset=[group], keep="first")
-            for _, run in chosen.iterrows():
+            candidates = runs[(runs[others] == pd.Series({g: base[g] for g in others})).all(1)]
+            if candidates[group].nunique() < 2:
+                continue  # not varied: nothing to compare
+            base_runs = candidates[candidates[group] == base[group]]
+            for option, option_runs in candidates.groupby(group, sort=False):
+                is_base = option == base[group]
                 rows.append(
-                    {
-                        "model": model,
-                        "technique": group,
-                        "option": run[group],
-                        "is_base": run[group] == base[group],
-                        "status": run["status"],
-                        "test_accuracy": run["test_accuracy"],
-                        "delta": run["test_accuracy"] - base_accuracy,
-                        "macro_f1": run["macro_f1"],
-                        "val_accuracy": run["val_accuracy"],
-                        "epochs_run": run["epochs_run"],
-                        "train_seconds": run["train_seconds"],
-                        "run_dir": run["run_dir"],
-                    }
+                    _effect_row(label, group, option, is_base, option_runs, base_runs, reader)
                 )
-    effects = pd.DataFrame(rows)
+    effects = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
     if effects.empty:
         return effects
-    # A group whose only run is the base was not varied: nothing to compare.
-    varied = effects.groupby(["model", "technique"])["option"].transform("nunique") > 1
-    effects = effects[varied].reset_index(drop=True)
-    if effects.empty:
-        return effects
-    effects["rank"] = effects.groupby(["model", "technique"])["test_accuracy"].rank(
-        ascending=False, method="min"
-    )
-    effects["_missing"] = effects["test_accuracy"].isna()
+    effects["p_adjusted"] = statistics.holm(effects["p_value"].astype(float).tolist())
+    effects["verdict"] = effects.apply(verdict, axis=1)
+    ranked = effects["verdict"].isin(RANKED)
+    effects["rank"] = (
+        effects[ranked]
+        .groupby(["model", "technique"])["test_accuracy"]
+        .rank(ascending=False, method="min")
+    ).reindex(effects.index)
     effects = effects.sort_values(
-        ["model", "technique", "_missing", "test_accuracy"],
+        ["model", "technique", "rank", "test_accuracy"],
         ascending=[True, True, True, False],
-        key=lambda column: (
-            column.map(order_key) if column.name in ("model", "technique") else column
-        ),
+        na_position="last",
+        key=lambda c: c.map(order_key) if c.name in ("model", "technique") else c,
     )
-    return effects.drop(columns="_missing").reset_index(drop=True)
+    return effects.reset_index(drop=True)
+
+
+def effects_csv(effects: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``effects.csv``."""
+    return effects[list(CSV_COLUMNS)].rename(columns=CSV_COLUMNS)
+
+
+def detectable(effects: pd.DataFrame) -> float:
+    """The smallest difference this report could detect (80% power, Holm's strictest level),
+    from the median share of discordant test images and the median seeds of its comparisons."""
+    compared = effects[effects["paired_seeds"] > 0]
+    if compared.empty:
+        return math.nan
+    return statistics.detectable_difference(
+        float(compared["discordant_share"].median()),
+        int(compared["test_images"].median()),
+        int(compared["paired_seeds"].median()),
+        len(compared),
+    )
 
 
 def best_options(effects: pd.DataFrame) -> pd.DataFrame:
-    """The best completed option of each technique per model (rank 1; first on ties)."""
-    completed = effects[effects["status"] == COMPLETED]
-    return completed.groupby(["model", "technique"], sort=False).head(1).reset_index(drop=True)
+    """Per model and technique, the best option that is detectably better than the base, or
+    the base itself when none is."""
+    winners = effects[effects["verdict"].isin((BETTER, BASE_VERDICT))]
+    ordered = winners.assign(_better=winners["verdict"] == BETTER).sort_values(
+        ["_better", "test_accuracy"], ascending=False
+    )
+    best = ordered.groupby(["model", "technique"], sort=False).head(1).drop(columns="_better")
+    return best.sort_values(["model", "technique"], key=lambda c: c.map(order_key)).reset_index(
+        drop=True
+    )
 
 
 def side_by_side(effects: pd.DataFrame, group: str, models: Sequence[str]) -> pd.DataFrame:
-    """One group's options as rows, each model's accuracy, delta and rank as columns."""
+    """One group's options as rows; per model its effects row's values as ``<model> <key>``."""
     data = effects[effects["technique"] == group]
-    table = data.pivot_table(
-        index="option",
-        columns="model",
-        values=["test_accuracy", "delta", "rank"],
-        aggfunc="first",
-        dropna=False,
-    )
-    options = list(dict.fromkeys(data["option"]))
-    mean = table["test_accuracy"].mean(axis=1) if "test_accuracy" in table else None
-    if mean is not None:
-        options.sort(key=lambda o: -mean.get(o, -1) if not pd.isna(mean.get(o)) else 1)
-    statuses = data.pivot_table(index="option", columns="model", values="status", aggfunc="first")
-    out = pd.DataFrame(index=options)
+    options = list(dict.fromkeys(data.sort_values("test_accuracy", ascending=False)["option"]))
     base_options = set(data.loc[data["is_base"], "option"])
-    out["option"] = [f"{o} (base)" if o in base_options else o for o in options]
+    out = pd.DataFrame({"option": [f"{o} (base)" if o in base_options else o for o in options]})
+    keys = ("test_accuracy", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high",
+            "verdict", "rank", "status")  # fmt: skip
     for model in models:
-        for metric in ("test_accuracy", "delta", "rank"):
-            column = table[metric][model] if (metric, model) in table.columns else None
-            out[f"{model} {metric}"] = column.reindex(options) if column is not None else math.nan
-        if model in statuses:
-            out[f"{model} status"] = statuses[model].reindex(options)
-    return out.reset_index(drop=True)
+        rows = data[data["model"] == model].set_index("option")
+        for key in keys:
+            out[f"{model} {key}"] = [rows[key].get(o, math.nan) for o in options]
+    return out
+
+
+def models_of(effects: pd.DataFrame, summary: pd.DataFrame) -> list[str]:
+    """The models the tables compare: each model, or each model and cohort when runs of one
+    model were trained differently (``mlp (epochs=3)``)."""
+    return list(dict.fromkeys(effects["model"])) if len(effects) else models_in(summary)

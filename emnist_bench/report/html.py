@@ -9,6 +9,7 @@ every text it is given.
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -19,12 +20,15 @@ from urllib.parse import quote
 import jinja2
 import pandas as pd
 
-from emnist_bench.report.effects import best_options, side_by_side
-from emnist_bench.report.runs import models_in, status_counts
+from emnist_bench.report.effects import best_options, models_of, side_by_side
+from emnist_bench.report.factorial import Factorial
+from emnist_bench.report.factorial import tables as factorial_tables
+from emnist_bench.report.plots import file_name
 from emnist_bench.report.tables import (
     RANKED_HEADER,
     base_rows,
     best_rows,
+    introduction,
     percent,
     problem_rows,
     ranked_rows,
@@ -46,6 +50,7 @@ ALL_RUNS_HEADER = (
     "run",
     "model",
     *TECHNIQUE_GROUPS,
+    "seed",
     "status",
     "test acc",
     "macro F1",
@@ -127,15 +132,19 @@ def _image(path: Path, alt: str) -> Image:
     return Image(base64.b64encode(path.read_bytes()).decode("ascii"), alt)
 
 
-def _href(sweep_dir: Path, path: str) -> str:
-    return quote(path, safe="/=,") if (sweep_dir / path).exists() else ""
+def _href(page_dir: Path, target: Path) -> str:
+    """A link from the page to ``target`` (relative, percent-encoded), or "" when missing."""
+    if not target.exists():
+        return ""
+    return quote(Path(os.path.relpath(target, page_dir)).as_posix(), safe="/=,.")
 
 
-def _run_links(sweep_dir: Path, run_dir: str) -> Cell:
+def _run_links(page_dir: Path, run_path: str) -> Cell:
     """Links to the run's own plots and its metrics.json, those that exist."""
-    targets = [(f"{run_dir}/plots/{name}.png", name.replace("_", " ")) for name in RUN_PLOTS]
-    targets.append((f"{run_dir}/metrics.json", "metrics.json"))
-    links = [Link(_href(sweep_dir, path), label) for path, label in targets]
+    run = Path(run_path)
+    targets = [(run / "plots" / f"{name}.png", name.replace("_", " ")) for name in RUN_PLOTS]
+    targets.append((run / "metrics.json", "metrics.json"))
+    links = [Link(_href(page_dir, path), label) for path, label in targets]
     return Cell(links=tuple(link for link in links if link.href))
 
 
@@ -145,6 +154,7 @@ def _all_runs_rows(summary: pd.DataFrame, sweep_dir: Path) -> list[list[Any]]:
             r["run_dir"],
             r["model"],
             *[r[g] for g in TECHNIQUE_GROUPS],
+            whole(r["seed"]),
             r["status"],
             percent(r["test_accuracy"]),
             percent(r["macro_f1"]),
@@ -152,7 +162,7 @@ def _all_runs_rows(summary: pd.DataFrame, sweep_dir: Path) -> list[list[Any]]:
             whole(r["epochs_run"]),
             "" if pd.isna(r["train_seconds"]) else f"{r['train_seconds']:.1f}",
             "" if pd.isna(r["params"]) else f"{int(r['params']):,}",
-            _run_links(sweep_dir, r["run_dir"]),
+            _run_links(sweep_dir, r["path"]),
         ]
         for _, r in summary.iterrows()
     ]
@@ -201,16 +211,15 @@ def render_html(
     plots: Sequence[Path],
     about: str,
     sweep_dir: Path,
+    factorials: Sequence[Factorial] = (),
 ) -> str:
     """The page's HTML; ``sweep_dir`` is where it will be written (links are relative to it)."""
-    models = models_in(summary)
+    models = models_of(effects, summary)
     plot = {p.stem: p for p in plots}
     problems = problem_rows(summary)
     context = {
         "title": title,
-        "about": about,
-        "run_count": len(summary),
-        "status_counts": status_counts(summary),
+        "introduction": introduction(summary, effects, about),
         "base_table": _table(
             ["model", *TECHNIQUE_GROUPS, "test acc", "macro F1", "run"], base_rows(summary)
         ),
@@ -223,9 +232,22 @@ def render_html(
         ),
         "side_by_side": _side_by_side_tables(effects, models),
         "val_curves": [
-            _image(plot[f"val_curves_{model}"], f"{model} validation curves")
-            for model in models
-            if f"val_curves_{model}" in plot
+            _image(path, f"{name} validation curves")
+            for name, path in plot.items()
+            if name.startswith("val_curves_")
+        ],
+        "factorials": [
+            (
+                [
+                    Titled(heading, _table(header, rows))
+                    for heading, header, rows in factorial_tables(result)
+                    if rows
+                ],
+                _image(plot[f"parallel_{name}"], f"{result.model} parallel coordinates")
+                if f"parallel_{name}" in plot
+                else None,
+            )
+            for result, name in ((r, file_name(r.model)) for r in factorials)
         ],
         "ranked": [(model, _ranked_tables(effects, model)) for model in models],
         "problems_table": _table(["run", "status", "error"], problems) if problems else None,
@@ -241,8 +263,9 @@ def write_html(
     effects: pd.DataFrame,
     plots: Sequence[Path],
     about: str,
+    factorials: Sequence[Factorial] = (),
 ) -> Path:
     """One self-contained page: tables, the sweep plots embedded, links to every run's plots."""
-    page = render_html(title, summary, effects, plots, about, sweep_dir=path.parent)
+    page = render_html(title, summary, effects, plots, about, path.parent, factorials)
     path.write_text(page, encoding="utf-8")
     return path

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from emnist_bench.report.effects import best_options, side_by_side
-from emnist_bench.report.runs import models_in, status_counts
+from emnist_bench.report.effects import best_options, models_of, side_by_side
+from emnist_bench.report.factorial import Factorial
+from emnist_bench.report.factorial import tables as factorial_tables
 from emnist_bench.report.tables import (
     RANKED_HEADER,
     base_rows,
     best_rows,
+    introduction,
     markdown_table,
     problem_rows,
     ranked_rows,
@@ -22,15 +25,18 @@ from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 
 def write_markdown(
-    path: Path, title: str, summary: pd.DataFrame, effects: pd.DataFrame, about: str
+    path: Path,
+    title: str,
+    summary: pd.DataFrame,
+    effects: pd.DataFrame,
+    about: str,
+    factorials: Sequence[Factorial] = (),
 ) -> Path:
-    models = models_in(summary)
+    models = models_of(effects, summary)
     best = best_options(effects)
     parts = [
         f"# {title}",
-        f"{about}. Runs: {len(summary)} ({status_counts(summary)}).",
-        "One factor at a time: each option is compared with its model's base run, all other "
-        "techniques as in the base. Δ is the difference in test accuracy in percentage points.",
+        *introduction(summary, effects, about),
         "## Base configuration",
         markdown_table(
             ["model", *TECHNIQUE_GROUPS, "test acc", "macro F1", "run"], base_rows(summary)
@@ -47,7 +53,7 @@ def write_markdown(
                 markdown_table(side_by_side_header(models), side_by_side_rows(table, models)),
             ]
     for model in models:
-        parts.append(f"## {model}: options ranked by test accuracy")
+        parts.append(f"## {model}: every option, detectable differences ranked")
         for group in TECHNIQUE_GROUPS:
             data = effects[(effects["model"] == model) & (effects["technique"] == group)]
             if len(data):
@@ -55,6 +61,12 @@ def write_markdown(
                     f"### {model} · {group}",
                     markdown_table(RANKED_HEADER, ranked_rows(data)),
                 ]
+    if factorials:
+        parts.append("## Several techniques at once: an additive model of all runs")
+    for result in factorials:
+        for heading, header, rows in factorial_tables(result):
+            if rows:
+                parts += [f"### {heading}", markdown_table(header, rows)]
     problems = problem_rows(summary)
     if problems:
         parts += [

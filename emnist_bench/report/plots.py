@@ -1,4 +1,8 @@
-"""The comparison's figures: each technique's effect, validation curves per group, best runs."""
+"""The comparison's figures: each technique's effect, validation curves per group, best runs.
+
+Every accuracy is drawn with its 95% interval: error bars on bars, a band around curves of
+several seeds (their range).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
 from emnist_bench.figures import epoch_axis, new_figure, save
-from emnist_bench.report.runs import models_in, order_key
+from emnist_bench.report.effects import models_of
+from emnist_bench.report.factorial import Factorial, parallel_figure
+from emnist_bench.report.runs import order_key
+from emnist_bench.report.statistics import wilson
 from emnist_bench.rundir import COMPLETED
 from emnist_bench.techniques import TECHNIQUE_GROUPS
+
+
+def file_name(model: str) -> str:
+    """A model label (``mlp (epochs=3)``) as part of a file name (``mlp_epochs=3``)."""
+    return "".join(c if c.isalnum() or c in "=_-." else "_" for c in model).strip("_")
 
 
 def _palette(models: Sequence[str]) -> dict[str, Any]:
@@ -37,6 +49,11 @@ def _groups_present(effects: pd.DataFrame) -> list[str]:
     return [g for g in TECHNIQUE_GROUPS if g in present]
 
 
+VERDICT_MARKS = {
+    "better": "+", "worse": "−", "no detectable difference": "≈", "no-op": "0", "collapsed": "×",
+}  # fmt: skip
+
+
 def _option_order(data: pd.DataFrame) -> list[str]:
     """The base option first, then the others by mean test accuracy (best first)."""
     mean = data.groupby("option", sort=False)["test_accuracy"].mean()
@@ -47,7 +64,7 @@ def _option_order(data: pd.DataFrame) -> list[str]:
     return base + others
 
 
-def effectsnew_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
+def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
     """Test accuracy per option of each technique, the models' bars side by side."""
     groups = _groups_present(effects)
     columns = min(3, len(groups))
@@ -63,9 +80,18 @@ def effectsnew_figure(effects: pd.DataFrame, models: Sequence[str], about: str) 
         for i, model in enumerate(models):
             runs = data[data["model"] == model].set_index("option")
             offsets = positions + (i - (len(models) - 1) / 2) * width
-            heights = [runs["test_accuracy"].get(o, math.nan) for o in options]
-            bars = ax.bar(offsets, heights, width * 0.95, color=palette[model], label=model)
-            labels = ["" if pd.isna(h) else f"{h:.1%}" for h in heights]
+            heights = np.array([runs["test_accuracy"].get(o, math.nan) for o in options])
+            lows = np.array([runs["ci_low"].get(o, math.nan) for o in options])
+            highs = np.array([runs["ci_high"].get(o, math.nan) for o in options])
+            errors = np.nan_to_num(np.vstack([heights - lows, highs - heights]))
+            bars = ax.bar(
+                offsets, np.nan_to_num(heights), width * 0.95, color=palette[model], label=model,
+                yerr=errors, capsize=2, error_kw={"lw": 0.9, "ecolor": "#333333"},
+            )  # fmt: skip
+            labels = [
+                "" if pd.isna(h) else f"{h:.1%} {VERDICT_MARKS.get(runs['verdict'].get(o), '')}"
+                for h, o in zip(heights, options, strict=True)
+            ]
             ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
             base = runs[runs["is_base"]]
             if len(base) and not pd.isna(base["test_accuracy"].iloc[0]):
@@ -96,25 +122,34 @@ def effectsnew_figure(effects: pd.DataFrame, models: Sequence[str], about: str) 
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=len(models), title="model")
     fig.suptitle(
-        "Test accuracy per option, one technique changed at a time "
-        f"({about})\nbase option in bold; dashed line: each model's base run",
+        "Test accuracy per option with 95% intervals, one technique changed at a time "
+        f"({about})\nbase option in bold, dashed line: each model's base; "
+        "+ better, − worse, ≈ no detectable difference, 0 no-op, × collapsed",
         fontsize=11,
     )
     return fig
 
 
-def _history(sweep_dir: Path, run_dir: str) -> pd.DataFrame | None:
+def _history(path: str) -> pd.DataFrame | None:
     try:
-        history = pd.read_csv(sweep_dir / run_dir / "history.csv")
+        history = pd.read_csv(Path(path) / "history.csv")
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return None
     return history if "val_accuracy" in history and len(history) else None
 
 
-def val_curvesnew_figure(
-    effects: pd.DataFrame, model: str, sweep_dir: Path, about: str
-) -> Figure | None:
-    """Validation accuracy per epoch, one panel per technique group, one line per option."""
+def _seed_curves(paths: Sequence[str]) -> pd.DataFrame | None:
+    """Validation accuracy per epoch over an option's seeds: mean, lowest and highest."""
+    curves = [h.set_index("epoch")["val_accuracy"] for h in map(_history, paths) if h is not None]
+    if not curves:
+        return None
+    table = pd.concat(curves, axis=1)
+    return pd.DataFrame({"mean": table.mean(1), "low": table.min(1), "high": table.max(1)})
+
+
+def val_curves_figure(effects: pd.DataFrame, model: str, about: str) -> Figure | None:
+    """Validation accuracy per epoch, one panel per technique group, one line per option (the
+    mean over its seeds, with their range as a band)."""
     data = effects[effects["model"] == model]
     groups = _groups_present(data)
     if not groups:
@@ -126,24 +161,21 @@ def val_curvesnew_figure(
         runs = data[data["technique"] == group]
         colors = iter(sns.color_palette("tab10", len(runs)))
         for _, run in runs.iterrows():
-            history = _history(sweep_dir, run["run_dir"])
-            if history is None:
+            curve = _seed_curves(run["run_paths"])
+            color = "black" if run["is_base"] else next(colors)
+            if curve is None:
                 continue
             drew = True
-            epochs = history["epoch"] + 1 if "epoch" in history else np.arange(1, len(history) + 1)
+            epochs = curve.index + 1
             label = f"{run['option']} (base)" if run["is_base"] else str(run["option"])
             if run["status"] != COMPLETED:
                 label += f" [{run['status']}]"
-            style = (
-                {"color": "black", "lw": 2.2, "zorder": 3}
-                if run["is_base"]
-                else {"color": next(colors), "lw": 1.3}
-            )
-            ax.plot(epochs, history["val_accuracy"], marker="o", ms=3.5, label=label, **style)
+            width = 2.2 if run["is_base"] else 1.3
+            ax.plot(epochs, curve["mean"], marker="o", ms=3.5, label=label, color=color, lw=width)
+            ax.fill_between(epochs, curve["low"], curve["high"], color=color, alpha=0.15, lw=0)
         ax.set_title(group, fontsize=12)
         epoch_axis(ax)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
-        ax.grid(True, alpha=0.3)
         if ax.get_lines():
             ax.legend(fontsize=8, loc="best")
     if not drew:
@@ -151,14 +183,15 @@ def val_curvesnew_figure(
     fig.axes[0].set_ylabel("validation accuracy")
     fig.suptitle(
         f"{model}: validation accuracy per option of each technique ({about})\n"
-        "base option in black",
+        "base option in black; mean over seeds, band: their range",
         fontsize=11,
     )
     return fig
 
 
-def best_runsnew_figure(summary: pd.DataFrame, sweep_dir: Path, about: str) -> Figure | None:
-    """The best run of each model: its scores side by side and its accuracy curves."""
+def best_runs_figure(summary: pd.DataFrame, about: str) -> Figure | None:
+    """The best run of each model: its scores side by side (test accuracy with its 95% interval
+    from the test images) and its accuracy curves."""
     completed = summary[summary["status"] == COMPLETED].dropna(subset=["test_accuracy"])
     if completed.empty:
         return None
@@ -177,15 +210,23 @@ def best_runsnew_figure(summary: pd.DataFrame, sweep_dir: Path, about: str) -> F
     width = 0.8 / len(models)
     for i, (_, run) in enumerate(best.iterrows()):
         heights = [run[key] if not pd.isna(run[key]) else 0.0 for key, _ in metrics]
+        low, high = (
+            wilson(run["test_accuracy"], int(run["test_samples"]))
+            if not pd.isna(run["test_samples"])
+            else (run["test_accuracy"], run["test_accuracy"])
+        )
+        errors = [[heights[0] - low, 0, 0], [high - heights[0], 0, 0]]
         bars = bars_ax.bar(
             positions + (i - (len(models) - 1) / 2) * width,
             heights,
             width * 0.95,
             color=palette[run["model"]],
             label=f"{run['model']}: {run['variant']}",
+            yerr=errors,
+            capsize=3,
         )
         bars_ax.bar_label(bars, labels=[f"{h:.1%}" for h in heights], fontsize=8, padding=2)
-        history = _history(sweep_dir, run["run_dir"])
+        history = _history(run["path"])
         if history is not None:
             epochs = history["epoch"] + 1
             color = palette[run["model"]]
@@ -228,20 +269,27 @@ def best_runsnew_figure(summary: pd.DataFrame, sweep_dir: Path, about: str) -> F
 
 
 def write_plots(
-    plots_dir: Path, summary: pd.DataFrame, effects: pd.DataFrame, sweep_dir: Path, about: str
+    plots_dir: Path,
+    summary: pd.DataFrame,
+    effects: pd.DataFrame,
+    about: str,
+    factorials: Sequence[Factorial] = (),
 ) -> list[Path]:
     """Writes every sweep plot that has data; returns their paths."""
-    written = []
-    models = models_in(summary)
+    written = [
+        save(parallel_figure(result, about), plots_dir / f"parallel_{file_name(result.model)}.png")
+        for result in factorials
+    ]
+    models = models_of(effects, summary)
     if not effects.empty:
         written.append(
-            save(effectsnew_figure(effects, models, about), plots_dir / "technique_effects.png")
+            save(effects_figure(effects, models, about), plots_dir / "technique_effects.png")
         )
         for model in models:
-            fig = val_curvesnew_figure(effects, model, sweep_dir, about)
+            fig = val_curves_figure(effects, model, about)
             if fig is not None:
-                written.append(save(fig, plots_dir / f"val_curves_{model}.png"))
-    fig = best_runsnew_figure(summary, sweep_dir, about)
+                written.append(save(fig, plots_dir / f"val_curves_{file_name(model)}.png"))
+    fig = best_runs_figure(summary, about)
     if fig is not None:
         written.append(save(fig, plots_dir / "best_mlp_vs_cnn.png"))
     return written

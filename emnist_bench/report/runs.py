@@ -3,6 +3,7 @@ its own ``metrics.json`` (what it actually used), and each model's base configur
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,13 @@ from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
 SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")
 SUMMARY_COLUMNS = (
-    "run_dir", "model", "family", "variant", *TECHNIQUE_GROUPS, "status", *SCORES, "epochs_run",
-    "train_seconds", "params", "error",
+    "run_dir", "model", "family", "variant", *TECHNIQUE_GROUPS, "seed", "status", *SCORES,
+    "epochs_run", "train_seconds", "params", "error", "cohort", "epochs", "data", "subset",
+    "test_samples", "num_classes", "test_fingerprint", "code", "path",
 )  # fmt: skip
+# What must be equal for two runs' numbers to be pooled or paired: a run's cohort names the
+# ones that differ between the runs of a report (e.g. "epochs=3").
+SETUP = ("data", "subset", "epochs", "test_fingerprint")
 # Models in tables and plots: the MLP first, then the CNN, then any other by name.
 FAMILY_ORDER = {"mlp": 0, "cnn": 1}
 
@@ -42,44 +47,67 @@ def _error_line(error: Any) -> str | None:
     return lines[-1] if lines else None
 
 
-def run_row(run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
-    """One summary row from a run folder; scores are blank unless the run completed."""
+def _load_config(run_dir: Path):
+    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        try:
+            return OmegaConf.load(path)
+        except OSError:
+            continue
+    return None
+
+
+def run_row(run_dir: Path, label: str) -> dict[str, Any]:
+    """One summary row from a run folder, shown as ``label``; scores are blank unless the run
+    completed."""
     metrics = read_json(run_dir / "metrics.json")
+    cfg = _load_config(run_dir)
     if metrics is None:
         metrics = {"status": "unfinished", **_choices_from_config(run_dir)}
     row = {key: metrics.get(key) for key in SUMMARY_COLUMNS}
-    row["run_dir"] = run_dir.relative_to(sweep_dir).as_posix()
-    row["model"] = row["model"] or run_dir.relative_to(sweep_dir).parts[0]
+    row["run_dir"], row["path"] = label, str(run_dir)
+    row["model"] = row["model"] or Path(label).parts[0]
     row["error"] = _error_line(metrics.get("error"))
+    provenance = metrics.get("provenance") or {}
+    row["test_fingerprint"] = (provenance.get("data") or {}).get("test_fingerprint")
+    row["code"] = provenance.get("git_commit")
+    row["num_classes"] = len(metrics["per_class"]) if metrics.get("per_class") else None
+    if cfg is not None:
+        row["seed"] = OmegaConf.select(cfg, "trainer.seed")
+        row["epochs"] = OmegaConf.select(cfg, "trainer.epochs")
+        root = OmegaConf.select(cfg, "data.root")
+        row["data"] = f"{Path(str(root)).name}/{OmegaConf.select(cfg, 'data.split')}"
+        row["subset"] = OmegaConf.select(cfg, "data.subset")
     if row["status"] != COMPLETED:
         row.update(dict.fromkeys(SCORES))
     return row
 
 
-def _multirun_choices(sweep_dir: Path) -> dict[str, str]:
-    """The base choices of a Hydra sweep (its master config), when multirun.yaml is there."""
-    try:
-        choices = OmegaConf.load(sweep_dir / "multirun.yaml").hydra.runtime.choices
-        return {group: str(choices[group]) for group in TECHNIQUE_GROUPS if group in choices}
-    except Exception:  # no or foreign multirun.yaml
-        return {}
+def _multirun_choices(folders: Sequence[Path]) -> dict[str, str]:
+    """The base choices of a Hydra sweep (its master config), from the first multirun.yaml."""
+    for folder in folders:
+        try:
+            choices = OmegaConf.load(folder / "multirun.yaml").hydra.runtime.choices
+            return {group: str(choices[group]) for group in TECHNIQUE_GROUPS if group in choices}
+        except Exception:  # no or foreign multirun.yaml
+            continue
+    return {}
 
 
-def _leaf(run_dir: str) -> str:
-    return run_dir.rsplit("/", 1)[-1]
+def _in_base_folder(run_dir: str) -> bool:
+    return BASE in Path(run_dir).parts
 
 
-def base_choices(summary: pd.DataFrame, sweep_dir: Path) -> dict[str, dict[str, str]]:
+def base_choices(summary: pd.DataFrame, folders: Sequence[Path]) -> dict[str, dict[str, str]]:
     """Per model, the techniques of the base configuration.
 
-    The base is the run in a folder named ``base`` (the one-factor grid); failing that, the
+    The base is a run in a folder named ``base`` (the one-factor grid); failing that, the
     sweep's own defaults (multirun.yaml, e.g. the full factorial); failing that, the most
     common option of each group.
     """
-    sweep_defaults = _multirun_choices(sweep_dir)
+    sweep_defaults = _multirun_choices(folders)
     bases = {}
     for model, runs in summary.groupby("model", sort=False):
-        named = runs[runs["run_dir"].map(_leaf) == BASE]
+        named = runs[runs["run_dir"].map(_in_base_folder)]
         if len(named):
             bases[model] = {g: named.iloc[0][g] for g in TECHNIQUE_GROUPS}
         elif len(sweep_defaults) == len(TECHNIQUE_GROUPS):
@@ -91,7 +119,7 @@ def base_choices(summary: pd.DataFrame, sweep_dir: Path) -> dict[str, dict[str, 
 
 def _variant(row: pd.Series, base: dict[str, str]) -> str:
     if any(pd.isna(row[g]) for g in TECHNIQUE_GROUPS):
-        return _leaf(row["run_dir"])
+        return Path(row["run_dir"]).name
     changed = [f"{g}={row[g]}" for g in TECHNIQUE_GROUPS if row[g] != base[g]]
     return ",".join(changed) or BASE
 
@@ -109,25 +137,68 @@ def _sort_key(row: pd.Series) -> tuple:
         str(row["model"]),
         0 if variant == BASE else position,
         variant,
+        str(row["cohort"]),
+        row["seed"] if isinstance(row["seed"], int) else -1,
         row["run_dir"],
     )
 
 
-def load_summary(sweep_dir: Path) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
+def cohorts(summary: pd.DataFrame) -> pd.Series:
+    """Each run's cohort: the setup values (``SETUP``) that differ between the runs, e.g.
+    ``epochs=3``; empty when every run was trained alike."""
+    differing = [key for key in SETUP if summary[key].astype(str).nunique() > 1]
+    return (
+        summary[differing]
+        .astype(str)
+        .apply(lambda row: ",".join(f"{key}={value}" for key, value in row.items()), axis=1)
+        if differing
+        else pd.Series("", index=summary.index)
+    )
+
+
+def load_summary(folders: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
     """The summary table (one row per run, base runs first) and each model's base choices.
 
+    Runs of several folders are merged; their ``run_dir`` is then prefixed with the folder's
+    name. Runs trained differently (``SETUP``) get different cohorts and are never pooled.
+
     Raises:
-        UserError: when ``sweep_dir`` holds no run.
+        UserError: when the folders hold no run.
     """
-    run_dirs = find_run_dirs(sweep_dir)
-    if not run_dirs:
-        raise UserError(f"{sweep_dir}: no runs found (no */metrics.json); run a sweep first")
-    summary = pd.DataFrame([run_row(d, sweep_dir) for d in run_dirs], columns=SUMMARY_COLUMNS)
+    rows = []
+    for folder in folders:
+        for run_dir in find_run_dirs(folder):
+            label = run_dir.relative_to(folder).as_posix()
+            rows.append(run_row(run_dir, f"{folder.name}/{label}" if len(folders) > 1 else label))
+    if not rows:
+        names = ", ".join(str(f) for f in folders)
+        raise UserError(f"{names}: no runs found (no */metrics.json); run a sweep first")
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     summary["family"] = summary["family"].fillna(summary["model"])
-    bases = base_choices(summary, sweep_dir)
+    summary["cohort"] = cohorts(summary)
+    bases = base_choices(summary, folders)
     summary["variant"] = [_variant(row, bases[row["model"]]) for _, row in summary.iterrows()]
     order = sorted(range(len(summary)), key=lambda i: _sort_key(summary.iloc[i]))
     return summary.iloc[order].reset_index(drop=True), bases
+
+
+def setup_notes(summary: pd.DataFrame) -> list[str]:
+    """One sentence per way the runs were not trained alike (data, length, code)."""
+    notes = []
+    names = {
+        "data": "data",
+        "subset": "training subset",
+        "epochs": "epochs",
+        "test_fingerprint": "test images (content hash)",
+        "code": "code (git commit)",
+    }
+    for key, name in names.items():
+        values = sorted({str(v) for v in summary[key].dropna()})
+        if len(values) > 1:
+            shown = ", ".join(values[:4]) + (", ..." if len(values) > 4 else "")
+            pooled = "compared only within the same" if key in SETUP else "pooled across"
+            notes.append(f"The runs differ in {name} ({shown}): {pooled} {name}.")
+    return notes
 
 
 def order_key(value: Any) -> Any:
@@ -140,16 +211,17 @@ def models_in(summary: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(summary["model"]))
 
 
-def data_description(summary: pd.DataFrame, sweep_dir: Path, short: bool = False) -> str:
-    """The data and training length, read from the first run that saved its config.
+def data_description(summary: pd.DataFrame, short: bool = False) -> str:
+    """The data, training length and seeds, read from the first run that saved its config.
 
     ``short`` gives the few words a plot title has room for.
     """
-    for run_dir in summary["run_dir"]:
-        metrics = read_json(sweep_dir / run_dir / "metrics.json") or {}
-        try:
-            cfg = OmegaConf.load(sweep_dir / run_dir / "config.yaml")
-        except OSError:
+    seeds = sorted({int(s) for s in summary["seed"].dropna()})
+    seeds_text = f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
+    for path in summary["path"]:
+        metrics = read_json(Path(path) / "metrics.json") or {}
+        cfg = _load_config(Path(path))
+        if cfg is None:
             continue
         source = Path(str(cfg.data.root)).name or str(cfg.data.root)
         epochs = int(cfg.trainer.epochs)
@@ -158,14 +230,14 @@ def data_description(summary: pd.DataFrame, sweep_dir: Path, short: bool = False
         if "train_samples" in metrics:
             sizes = f"{metrics['train_samples']:,} train / {metrics['test_samples']:,} test images"
         if short:
-            return ", ".join(part for part in (source, sizes, epochs_text) if part)
+            return ", ".join(part for part in (source, sizes, epochs_text, seeds_text) if part)
         subset = cfg.data.get("subset")
         split = f"{cfg.data.split} split" + (
             f", at most {subset} training images per class" if subset else ""
         )
         if sizes:
             sizes = sizes.replace(" train /", f" train / {metrics['val_samples']:,} validation /")
-        return f"Data: {source} ({split}), {sizes}; up to {epochs_text}, seed {cfg.trainer.seed}"
+        return f"Data: {source} ({split}), {sizes}; up to {epochs_text}, {seeds_text}"
     return "" if short else "Data: unknown (no run saved its config.yaml)"
 
 

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from emnist_bench import config_dir
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.report.runs import data_description
+from emnist_bench.report.runs import data_description, load_summary
 from emnist_bench.report.tables import markdown_table
 from emnist_bench.rundir import find_run_dirs, read_json
 
@@ -64,7 +64,8 @@ def write_seed_report(
     if table.empty:
         raise UserError(f"{sweep_dir}: no runs found; run +sweep=seed_report first")
     table.to_csv(sweep_dir / "seed_report.csv", index=False)
-    about = data_description(table, sweep_dir)
+    summary, _ = load_summary([sweep_dir])
+    about = data_description(summary)
     header = [
         "model", "status", "epochs", "schedule", "optimizer", "val accuracy (here)",
         "test accuracy (here)", "macro F1 (here)", "train time", "notebook val accuracy",
@@ -90,9 +91,7 @@ def write_seed_report(
         "",
     ]
     (sweep_dir / "seed_report.md").write_text("\n".join(text))
-    terminal = Table(
-        title=f"The notebook's models ({data_description(table, sweep_dir, short=True)})"
-    )
+    terminal = Table(title=f"The notebook's models ({data_description(summary, short=True)})")
     for name in header:
         terminal.add_column(name, justify="left" if name in ("model", "status") else "right")
     for row in rows:

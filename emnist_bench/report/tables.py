@@ -7,6 +7,8 @@ from typing import Any
 
 import pandas as pd
 
+from emnist_bench.report.effects import detectable
+from emnist_bench.report.runs import setup_notes, status_counts
 from emnist_bench.rundir import COMPLETED
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
@@ -40,7 +42,8 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 
 
 def base_rows(summary: pd.DataFrame) -> list[list[str]]:
-    base = summary[summary["variant"] == BASE].drop_duplicates("model")
+    """The base configuration of each model (its first seed's run)."""
+    base = summary[summary["variant"] == BASE].drop_duplicates(["model", "cohort"])
     return [
         [
             r["model"],
@@ -51,6 +54,61 @@ def base_rows(summary: pd.DataFrame) -> list[list[str]]:
         ]
         for _, r in base.iterrows()
     ]
+
+
+def interval(low: Any, high: Any, as_points: bool = False) -> str:
+    """``[84.1, 85.8]`` (percent) or ``[-0.4, +1.2]`` (percentage points)."""
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return ""
+    if as_points:
+        return f"[{low * 100:+.1f}, {high * 100:+.1f}]"
+    return f"[{low * 100:.1f}, {high * 100:.1f}]"
+
+
+def accuracy_cell(row: Any, prefix: str = "") -> str:
+    """Mean test accuracy with its 95% interval, or the status of an option that never
+    completed."""
+    status = row.get(f"{prefix}status")
+    if status is None or (not isinstance(status, str) and pd.isna(status)):
+        return ""
+    if status != COMPLETED:
+        return str(status)
+    low, high = row.get(f"{prefix}ci_low"), row.get(f"{prefix}ci_high")
+    return f"{percent(row[f'{prefix}test_accuracy'])} {interval(low, high)}"
+
+
+def delta_cell(row: Any, prefix: str = "") -> str:
+    """The difference from the base with its 95% interval (blank for the base itself)."""
+    delta = row.get(f"{prefix}delta")
+    if delta is None or pd.isna(delta):
+        return ""
+    low, high = row.get(f"{prefix}delta_ci_low"), row.get(f"{prefix}delta_ci_high")
+    return f"{points(delta)} {interval(low, high, as_points=True)}".strip()
+
+
+def introduction(summary: pd.DataFrame, effects: pd.DataFrame, about: str) -> list[str]:
+    """The paragraphs that open the report: the data, how sure it can be, how to read it."""
+    paragraphs = [f"{about}. Runs: {len(summary)} ({status_counts(summary)})."]
+    smallest = detectable(effects) if not effects.empty else float("nan")
+    if not pd.isna(smallest):
+        compared = int((effects["paired_seeds"] > 0).sum())
+        paragraphs.append(
+            f"Smallest difference this sweep could detect: about {smallest * 100:.1f} "
+            f"percentage points ({compared} comparisons, 80% power at the Holm-adjusted 5% "
+            "level). Differences smaller than that are noise here, whatever their sign."
+        )
+    paragraphs += setup_notes(summary)
+    paragraphs.append(
+        "One factor at a time: each option is compared with its model's base, all other "
+        "techniques as in the base, seed by seed on the same test images. Accuracies are means "
+        "over seeds with a 95% interval (across seeds, or from the test images for one seed); "
+        "Δ is the difference from the base in percentage points with its 95% interval (paired "
+        "bootstrap over seeds and images); p is McNemar's exact test adjusted for every "
+        "comparison in the report (Holm). Verdicts: better / worse (adjusted p < 0.05 and the "
+        "interval excludes 0), no detectable difference (not ranked), collapsed (at most twice "
+        "chance), no-op (trained exactly as the base), failed, diverged."
+    )
+    return paragraphs
 
 
 def best_rows(best: pd.DataFrame, models: Sequence[str]) -> list[list[str]]:
@@ -65,8 +123,10 @@ def best_rows(best: pd.DataFrame, models: Sequence[str]) -> list[list[str]]:
                 cells.append("")
                 continue
             top = hit.iloc[0]
-            suffix = " (base)" if top["is_base"] else f" ({points(top['delta'])})"
-            cells.append(f"{top['option']}: {percent(top['test_accuracy'])}{suffix}")
+            if top["is_base"]:
+                cells.append(f"{top['option']} (base; nothing detectably better)")
+            else:
+                cells.append(f"{top['option']}: {delta_cell(top)}")
         rows.append(cells)
     return rows
 
@@ -76,11 +136,12 @@ def side_by_side_rows(table: pd.DataFrame, models: Sequence[str]) -> list[list[s
     for _, r in table.iterrows():
         cells = [r["option"]]
         for model in models:
-            status = r.get(f"{model} status")
+            prefix = f"{model} "
+            verdict = r[f"{prefix}verdict"]
             cells += [
-                score_or_status(r[f"{model} test_accuracy"], status) if status else "",
-                points(r[f"{model} delta"]),
-                whole(r[f"{model} rank"]),
+                accuracy_cell(r, prefix),
+                delta_cell(r, prefix),
+                "" if not isinstance(verdict, str) else verdict,
             ]
         rows.append(cells)
     return rows
@@ -89,36 +150,31 @@ def side_by_side_rows(table: pd.DataFrame, models: Sequence[str]) -> list[list[s
 def side_by_side_header(models: Sequence[str]) -> list[str]:
     header = ["option"]
     for model in models:
-        header += [f"{model} test acc", f"{model} Δ vs base", f"{model} rank"]
+        header += [f"{model} test acc [95% CI]", f"{model} Δ vs base [95% CI]", f"{model} verdict"]
     return header
 
 
 RANKED_HEADER = (
-    "rank",
-    "option",
-    "test acc",
-    "Δ vs base",
-    "macro F1",
-    "best val acc",
-    "epochs",
-    "train s",
-    "status",
-    "run",
-)
+    "rank", "option", "seeds", "test acc [95% CI]", "Δ vs base [95% CI]", "p (Holm)", "verdict",
+    "macro F1", "best val acc", "epochs", "train s", "run",
+)  # fmt: skip
 
 
 def ranked_rows(data: pd.DataFrame) -> list[list[str]]:
+    """An option per row; only detectable differences (and the base) carry a rank."""
     return [
         [
             whole(r["rank"]),
             f"{r['option']} (base)" if r["is_base"] else r["option"],
-            percent(r["test_accuracy"]),
-            points(r["delta"]),
+            f"{r['n_seeds']}" + (f" of {r['n_runs']}" if r["n_runs"] != r["n_seeds"] else ""),
+            accuracy_cell(r),
+            delta_cell(r),
+            "" if pd.isna(r["p_adjusted"]) else f"{r['p_adjusted']:.2g}",
+            r["verdict"],
             percent(r["macro_f1"]),
             percent(r["val_accuracy"]),
-            whole(r["epochs_run"]),
+            "" if pd.isna(r["epochs_run"]) else f"{r['epochs_run']:.3g}",
             "" if pd.isna(r["train_seconds"]) else f"{r['train_seconds']:.1f}",
-            r["status"],
             r["run_dir"],
         ]
         for _, r in data.iterrows()

@@ -16,7 +16,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from emnist_bench.sweep.variants import job_overrides
+from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,35 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+class OneFolderPerJob(Callback):
+    """Refuses, before its first job, a sweep where two jobs would write one folder: every key
+    whose value differs between jobs must be named in ``hydra.sweep.subdir``.
+
+    Hydra turns an exception in a callback into a warning and goes on, so the refusal is an
+    exit (code 2, one line on stderr).
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            jobs = job_overrides(config)
+        except Exception:  # another sweeper expands its own jobs: nothing to check here
+            return
+        with exit_on_user_error():
+            self.check(config, jobs)
+
+    @staticmethod
+    def check(config: DictConfig, jobs: list[list[str]]) -> None:
+        unnamed = unnamed_in_folder(config, swept_keys(jobs))
+        if unnamed:
+            template = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
+            raise UserError(
+                f"sweep refused: its jobs differ in {', '.join(unnamed)}, which the job folder "
+                f"(hydra.sweep.subdir={template}) does not name, so two jobs would write one "
+                f"folder; name it there, e.g. hydra.sweep.subdir='{template}/"
+                f"{unnamed[0]}=${{{unnamed[0]}}}'"
+            )
 
 
 class ThreadsPerJob(Callback):

@@ -71,11 +71,53 @@ def sweep_over(options: ListConfig) -> str:
     return ",".join(_quote(str(o)) for o in options)
 
 
+def seeds_sweep(seeds: ListConfig | None, seed: int) -> str:
+    """The sweep string of ``trainer.seed``: every seed of ``grid.seeds``, else the one seed."""
+    if seeds is None or not len(seeds):
+        return str(seed)
+    return ",".join(str(int(s)) for s in seeds)
+
+
+def swept_keys(jobs: list[list[str]]) -> set[str]:
+    """The keys whose value differs between jobs (``+experiment=x`` counts as ``experiment``;
+    a key some jobs set and others do not differs too)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    settings = [
+        {override.key_or_group: str(override.value()) for override in parser.parse_overrides(job)}
+        for job in jobs
+    ]
+    keys = {key for setting in settings for key in setting}
+    return {key for key in keys if len({setting.get(key) for setting in settings}) > 1}
+
+
+def unnamed_in_folder(config: DictConfig, keys: set[str]) -> list[str]:
+    """The ``keys`` that ``hydra.sweep.subdir`` does not name, so two jobs differing only in
+    them would share a folder. A key is named by ``${key}`` / ``${key.field}``, by
+    ``hydra.runtime.choices.key`` (a group), or by ``hydra.job.override_dirname`` (unless
+    excluded there)."""
+    template = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"])
+    excluded = set(OmegaConf.select(config, "hydra.job.config.override_dirname.exclude_keys") or [])
+    unnamed = []
+    for key in sorted(keys):
+        named = (
+            ("hydra.job.override_dirname" in template and key not in excluded)
+            or f"hydra.runtime.choices.{key}" in template
+            or f"${{{key}}}" in template
+            or f"${{{key}." in template
+        )
+        if not named:
+            unnamed.append(key)
+    return unnamed
+
+
 def _register_resolvers() -> None:
     OmegaConf.register_new_resolver(
         "one_factor_at_a_time", one_factor_at_a_time, replace=True, use_cache=False
     )
     OmegaConf.register_new_resolver("sweep_over", sweep_over, replace=True, use_cache=False)
+    OmegaConf.register_new_resolver("seeds_sweep", seeds_sweep, replace=True, use_cache=False)
 
 
 def register() -> None:
