@@ -1,12 +1,19 @@
-"""Composing the real Hydra config in tests, with outputs and caches under tmp folders."""
+"""Composing the real Hydra config in tests, with outputs and caches under tmp folders.
+
+Every test that needs a config gets it here: :func:`compose_config` (the whole config, with or
+without Hydra's own ``hydra`` node), :func:`smoke_overrides` (a 1-epoch run on small data) and
+:func:`data_config` (the composed ``data`` group, offline, for the data layer's own tests).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config_dir
 
@@ -19,6 +26,20 @@ GROUPS = (
     "dropout",
     "lr_schedule",
 )
+# A 2-epoch CNN with batch norm, L2, dropout, elu, rmsprop, a step decay halving the rate every
+# epoch and the logit-adjusted loss: the run the end-to-end tests share (conftest ``cnn_run``).
+CNN_RUN = (
+    "model=cnn",
+    "batch_norm=on",
+    "regularization=l2",
+    "dropout=on",
+    "optimizer=rmsprop",
+    "activation=elu",
+    "lr_schedule=step_decay",
+    "lr_schedule.every=1",
+    "data.class_weight=logit_adjusted",
+    "trainer.epochs=2",
+)
 
 
 def options(group: str) -> list[str]:
@@ -26,14 +47,30 @@ def options(group: str) -> list[str]:
     return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
 
 
-def compose_config(overrides: Sequence[str] = (), output_dir: Path | str = "unused") -> DictConfig:
-    """The config a command line with ``overrides`` would run, its outputs in ``output_dir``."""
+def compose_config(
+    overrides: Sequence[str] = (),
+    output_dir: Path | str | None = "unused",
+    *,
+    hydra: bool = False,
+) -> DictConfig:
+    """The config a command line with ``overrides`` would run, its outputs in ``output_dir``.
+
+    Args:
+        overrides: command-line overrides, e.g. ``["model=cnn", "+sweep=technique_grid"]``.
+        output_dir: where the run would write; ``None`` leaves ``output_dir`` to Hydra's
+            ``${hydra:runtime.output_dir}`` (only resolvable with ``hydra=True``).
+        hydra: keep the ``hydra`` node (sweep dirs, sweeper params, ``hydra.overrides``), as a
+            multirun's master config or one of its jobs sees it.
+    """
+    overrides = list(overrides)
+    if output_dir is not None:
+        overrides.append(f"output_dir={output_dir}")
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"output_dir={output_dir}"])
+        return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
 def smoke_overrides(data_root: Path, cache: Path, *extra: str) -> list[str]:
-    """A 1-epoch run on the small CSV proxy: what a CI smoke run uses."""
+    """A 1-epoch run on the small CSV folder (``smoke_data``): what a CI smoke run uses."""
     return [
         f"data.root={data_root}",
         f"data.cache_dir={cache}",
@@ -43,3 +80,18 @@ def smoke_overrides(data_root: Path, cache: Path, *extra: str) -> list[str]:
         "trainer.batch_size=64",
         *extra,
     ]
+
+
+@cache
+def _offline_data() -> dict[str, Any]:
+    cfg = compose_config(["data.download=false", "data.val_size=0"])
+    return OmegaConf.to_container(cfg.data, resolve=True)
+
+
+def data_config(root: Path | str, cache_dir: Path | str, **overrides: Any) -> dict:
+    """The composed ``data`` group on ``root``, offline, no validation split unless overridden.
+
+    ``overrides`` are set as given, without Hydra's parsing, so tests can hand the loader
+    values the command line could not spell (``val_size=True``, ``val_size="0.1"``).
+    """
+    return {**_offline_data(), "root": str(root), "cache_dir": str(cache_dir), **overrides}

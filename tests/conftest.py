@@ -2,10 +2,16 @@
 
 Data fixtures come first; the helpers that write synthetic EMNIST folders live in
 ``tests/emnist_files.py`` so any test module can import them.
+
+The real EMNIST folders are looked for in ``../shared/data`` beside the repository, or in
+``$EMNIST_BENCH_SHARED_DATA`` when set (point it at a missing folder to run the suite as a
+clean clone would: every layer still runs, on synthetic files; only the checks of facts of the
+real files skip).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +19,9 @@ import pytest
 # --- data ------------------------------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(
+    os.environ.get("EMNIST_BENCH_SHARED_DATA") or REPO_ROOT.parent / "shared" / "data"
+)
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +42,26 @@ def idx_proxy(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def csv_proxy(shared_data: Path) -> Path:
-    """The real EMNIST proxy in the Kaggle CSV layout (2,350 train / 470 test)."""
-    root = shared_data / "emnist-proxy-csv"
-    if not root.is_dir():
-        pytest.skip(f"{root} not found")
+def smoke_data(tmp_path_factory) -> Path:
+    """A Balanced folder in the Kaggle CSV layout, 2,350 train / 470 test (50 / 10 per class).
+
+    The real CSV proxy (``../shared/data/emnist-proxy-csv``) when it is there, so CI smoke-runs
+    the real images; otherwise synthetic files with the same counts, written here, on which a
+    model learns well above chance (see ``tests.emnist_files.write_learnable_split``).
+    """
+    real = SHARED_DATA / "emnist-proxy-csv"
+    if real.is_dir():
+        return real
+    from tests.emnist_files import write_learnable_split
+
+    root = tmp_path_factory.mktemp("emnist-synthetic-csv")
+    write_learnable_split(root, train_per_class=50, test_per_class=10, layout="csv")
     return root
 
 
 @pytest.fixture(scope="session")
 def proxy_cache(tmp_path_factory) -> Path:
-    """A cache folder shared by the real-data tests, so each real file is parsed once."""
+    """A cache folder shared by the data-reading tests, so each file is parsed once."""
     return tmp_path_factory.mktemp("emnist-cache")
 
 
@@ -56,3 +73,22 @@ def tiny_idx(tmp_path: Path):
     root = tmp_path / "emnist"
     images, labels = write_tiny_split(root, per_class=2, layout="idx")
     return root, images, labels
+
+
+# --- a trained run ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def cnn_run(smoke_data, proxy_cache, tmp_path_factory):
+    """A 2-epoch CNN run on the smoke data (``tests.configs.CNN_RUN``): (its folder, metrics).
+
+    Batch norm, L2, dropout, a halving step-decay schedule and the logit-adjusted loss (a
+    custom loss saved with the model: evaluate must still load it). Shared by the run and the
+    evaluate tests, which only read the folder (or add their own ``eval_*.json``).
+    """
+    from emnist_bench.run import run
+    from tests.configs import CNN_RUN, compose_config, smoke_overrides
+
+    out = tmp_path_factory.mktemp("cnn_run")
+    metrics = run(compose_config(smoke_overrides(smoke_data, proxy_cache, *CNN_RUN), out))
+    return out, metrics

@@ -72,7 +72,7 @@ def write_seed_report(
     ]  # fmt: skip
     rows = [
         [
-            row.model, row.status, row.epochs_run if pd.notna(row.epochs_run) else "-",
+            row.model, row.status, int(row.epochs_run) if pd.notna(row.epochs_run) else "-",
             row.lr_schedule or "-", row.optimizer or "-", _percent(row.val_accuracy),
             _percent(row.test_accuracy), _percent(row.macro_f1),
             f"{row.train_seconds:.0f} s" if pd.notna(row.train_seconds) else "-",

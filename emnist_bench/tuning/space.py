@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError
+from emnist_bench.schema import SCHEMAS
 
 if TYPE_CHECKING:
     import keras_tuner as kt
@@ -160,9 +161,12 @@ def _chosen_group(cfg: DictConfig, group: str, values: Mapping[str, Any]) -> dic
     """The option a ``group`` entry chose, as its ``conf/`` file has it (``sgd`` comes with its
     momentum), or the run's own group when the entry is not searched."""
     if group in values:
-        return OmegaConf.to_container(
-            OmegaConf.load(config_dir() / group / f"{values[group]}.yaml")
-        )
+        option = OmegaConf.load(config_dir() / group / f"{values[group]}.yaml")
+        option.pop("defaults", None)  # the schema the file names: its keys are merged below
+        schema = SCHEMAS.get(group)
+        if schema is not None:
+            option = OmegaConf.merge(OmegaConf.structured(schema), option)
+        return OmegaConf.to_container(option)
     return OmegaConf.to_container(cfg[group], resolve=True)
 
 

@@ -1,4 +1,5 @@
-"""Tests of the plotting helpers: each writes a readable PNG and says the right things."""
+"""The run's plots (curves, confusion matrix, class distribution): each writes a readable PNG
+and says the right things."""
 
 from __future__ import annotations
 
@@ -8,29 +9,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.colors import to_rgb
-from PIL import Image
 
-from emnist_bench.evaluate import plots, samples
-
-CLASSES = list("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")
-N_CLASSES = len(CLASSES)
-
-
-def _labels(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """True labels covering every class, and predictions right about 80% of the time."""
-    rng = np.random.default_rng(seed)
-    y_true = np.arange(n) % N_CLASSES
-    y_pred = np.where(rng.random(n) < 0.8, y_true, rng.integers(0, N_CLASSES, n))
-    return y_true, y_pred
-
-
-def _images(n: int, seed: int = 0) -> np.ndarray:
-    """Distinct, asymmetric uint8 images, so flips and mix-ups would show."""
-    rng = np.random.default_rng(seed)
-    images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-    images[:, :4, :] = 255  # a bright band at the top: upright means it stays there
-    return images
+from emnist_bench.evaluate import plots
+from tests.evaluate.fakes import CLASSES, N_CLASSES, check_png, fake_predictions
 
 
 def _history(epochs: int, *, val: bool = True, lr: list[float] | None = None) -> pd.DataFrame:
@@ -41,14 +22,6 @@ def _history(epochs: int, *, val: bool = True, lr: list[float] | None = None) ->
     if lr is not None:
         data["learning_rate"] = lr
     return pd.DataFrame(data)
-
-
-def _check_png(path, min_side: int = 300) -> None:
-    assert path.is_file() and path.stat().st_size > 0
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        width, height = image.size
-    assert min_side <= width <= 4000 and min_side <= height <= 4000
 
 
 def test_importing_plots_loads_neither_tensorflow_nor_keras():
@@ -67,7 +40,7 @@ def test_importing_plots_loads_neither_tensorflow_nor_keras():
 def test_plot_curves_writes_png_in_new_folder(tmp_path):
     out = plots.plot_curves(_history(12), tmp_path / "deep" / "er" / "curves.png")
     assert out == tmp_path / "deep" / "er" / "curves.png"
-    _check_png(out)
+    check_png(out)
 
 
 def test_curves_with_one_epoch(tmp_path):
@@ -75,7 +48,7 @@ def test_curves_with_one_epoch(tmp_path):
     loss_ax = fig.axes[0]
     assert [line.get_marker() for line in loss_ax.get_lines()] == ["o", "o"]
     assert list(loss_ax.get_xticks()) == [1]  # epochs are shown 1-based
-    _check_png(plots.plot_curves(_history(1), tmp_path / "one.png"))
+    check_png(plots.plot_curves(_history(1), tmp_path / "one.png"))
 
 
 def test_curves_without_validation_columns(tmp_path):
@@ -84,7 +57,7 @@ def test_curves_without_validation_columns(tmp_path):
     for ax in fig.axes:
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train"]
         assert ax.get_xlabel() == "epoch"
-    _check_png(plots.plot_curves(_history(5, val=False), tmp_path / "noval.png"))
+    check_png(plots.plot_curves(_history(5, val=False), tmp_path / "noval.png"))
 
 
 def test_curves_with_validation_have_both_lines():
@@ -107,7 +80,7 @@ def test_curves_learning_rate_panel_only_when_it_varies():
 
 
 def test_plot_functions_accept_str_paths(tmp_path):
-    y_true, y_pred = _labels(60)
+    y_true, y_pred = fake_predictions(60)
     out = plots.plot_confusion_matrix(y_true, y_pred, CLASSES, str(tmp_path / "a" / "cm.png"))
     assert out == tmp_path / "a" / "cm.png" and out.is_file()
 
@@ -129,7 +102,7 @@ def test_curves_reject_missing_columns():
 
 
 def test_confusion_matrix_labels_every_class_by_character(tmp_path):
-    y_true, y_pred = _labels(940)
+    y_true, y_pred = fake_predictions(940)
     fig = plots.confusion_matrix_figure(y_true, y_pred, CLASSES)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == CLASSES
@@ -138,7 +111,7 @@ def test_confusion_matrix_labels_every_class_by_character(tmp_path):
     assert ax.get_ylabel() == "true"
     accuracy = np.mean(y_true == y_pred)
     assert f"{accuracy:.1%}" in ax.get_title()
-    _check_png(plots.plot_confusion_matrix(y_true, y_pred, CLASSES, tmp_path / "cm.png"), 800)
+    check_png(plots.plot_confusion_matrix(y_true, y_pred, CLASSES, tmp_path / "cm.png"), 800)
 
 
 def test_confusion_matrix_rows_are_normalised_and_missing_classes_kept():
@@ -163,49 +136,6 @@ def test_confusion_matrix_rejects_bad_labels():
         plots.confusion_matrix_figure([0, 1, 2], [0, 1], CLASSES)
 
 
-# ---- sample grid ----------------------------------------------------------------------------
-
-
-def test_sample_grid_colours_titles_and_shows_upright_images(tmp_path):
-    y_true, y_pred = _labels(200, seed=3)
-    images = _images(200)
-    fig = samples.sample_grid_figure(images, y_true, y_pred, CLASSES, count=36, seed=7)
-    chosen = samples.sample_indices(200, 36, 7)
-    assert len(chosen) == 36 and len(set(chosen)) == 36
-    image_axes = [ax for ax in fig.axes if ax.images]
-    assert len(image_axes) == 36
-    rights = wrongs = 0
-    for ax, index in zip(image_axes, chosen, strict=True):
-        np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), images[index])
-        assert ax.images[0].get_cmap().name == "gray"
-        title = ax.title
-        assert title.get_text() == f"pred {CLASSES[y_pred[index]]} / true {CLASSES[y_true[index]]}"
-        if y_pred[index] == y_true[index]:
-            assert to_rgb(title.get_color()) == to_rgb("blue")
-            rights += 1
-        else:
-            assert to_rgb(title.get_color()) == to_rgb("red")
-            wrongs += 1
-    assert rights and wrongs  # both colours were exercised
-    suptitle = fig.get_suptitle()
-    assert "blue = right" in suptitle and "red = wrong" in suptitle
-    _check_png(samples.plot_samples(images, y_true, y_pred, CLASSES, tmp_path / "s.png"), 500)
-
-
-def test_sample_grid_is_seeded_and_takes_all_when_fewer():
-    assert np.array_equal(samples.sample_indices(500, 36, 1), samples.sample_indices(500, 36, 1))
-    assert not np.array_equal(samples.sample_indices(500, 36, 1), samples.sample_indices(500, 36, 2))
-    y_true, y_pred = _labels(5)
-    fig = samples.sample_grid_figure(_images(5), y_true, y_pred, CLASSES, count=36)
-    assert len([ax for ax in fig.axes if ax.images]) == 5
-    assert len(fig.axes) == 5  # the unused cells of the 2x3 grid are removed
-
-
-def test_sample_grid_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match="images"):
-        samples.sample_grid_figure(_images(4), [0, 1, 2], [0, 1, 2], CLASSES)
-
-
 # ---- class distribution ---------------------------------------------------------------------
 
 
@@ -221,4 +151,4 @@ def test_class_distribution_labels_bars_by_character(tmp_path):
     assert [p.get_height() for p in train_ax.patches] == [24] * N_CLASSES
     assert [p.get_height() for p in test_ax.patches] == [4] * (N_CLASSES - 1) + [0]
     out = plots.plot_class_distribution(y_train, y_test, CLASSES, tmp_path / "dist.png")
-    _check_png(out, 500)
+    check_png(out, 500)

@@ -2,94 +2,27 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shutil
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
-import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
 from emnist_bench.report import command as report
+from emnist_bench.report import statistics
 from emnist_bench.report.effects import best_options, technique_effects
+from emnist_bench.report.factorial import fit_all
 from emnist_bench.report.html import RUN_PLOTS
 from emnist_bench.report.runs import load_summary
-
-BASE = {
-    "optimizer": "adam",
-    "activation": "relu",
-    "batch_norm": "off",
-    "regularization": "none",
-    "dropout": "on",
-    "lr_schedule": "constant",
-}
-
-
-def tiny_png(path: Path) -> None:
-    """A 2x2 PNG, standing in for one of a run's own plots."""
-    from matplotlib.image import imsave
-
-    imsave(path, np.zeros((2, 2, 3)))
-
-
-def write_run(
-    sweep: Path,
-    run_dir: str,
-    accuracy: float | None,
-    *,
-    model: str = "mlp",
-    status: str = "completed",
-    epochs: int = 3,
-    error: str | None = None,
-    **techniques: str,
-) -> Path:
-    """A run folder as ``emnist_bench.run.run`` leaves it (metrics, history, config, plots)."""
-    out = sweep / run_dir
-    (out / "plots").mkdir(parents=True)
-    (out / ".hydra").mkdir()
-    choices = {**BASE, **techniques}
-    metrics = {"status": status, "model": model, "family": model, **choices}
-    if status == "failed":
-        metrics["error"] = error or "ConfigError: broken"
-    else:
-        metrics |= {
-            "test_accuracy": accuracy,
-            "test_loss": 1.5,
-            "macro_f1": accuracy - 0.05,
-            "val_accuracy": accuracy - 0.01,
-            "test_samples": 470,
-            "train_samples": 2115,
-            "val_samples": 235,
-            "epochs_run": epochs,
-            "train_seconds": 4.0,
-            "params": 1234,
-        }
-        curve = np.linspace(0.05, accuracy, epochs)
-        pd.DataFrame(
-            {
-                "epoch": range(epochs),
-                "loss": 2.0,
-                "accuracy": curve,
-                "val_loss": 2.1,
-                "val_accuracy": curve - 0.01,
-                "learning_rate": 1e-3,
-                "seconds": 1.0,
-            }
-        ).to_csv(out / "history.csv", index=False)
-        for name in RUN_PLOTS:
-            tiny_png(out / "plots" / f"{name}.png")
-    (out / "metrics.json").write_text(json.dumps(metrics))
-    config = {
-        "data": {"root": "/data/emnist-proxy-csv", "split": "balanced", "subset": None},
-        "trainer": {"epochs": epochs, "seed": 42},
-    }
-    OmegaConf.save(OmegaConf.create(config), out / "config.yaml")
-    return out
+from tests.configs import compose_config
+from tests.fake_runs import BASE, write_run
 
 
 @pytest.fixture
@@ -158,19 +91,31 @@ def test_summary_has_one_row_per_run_with_techniques_from_metrics(sweep: Path):
     assert by_dir.loc["cnn/batch_norm=on", "test_accuracy"] == pytest.approx(0.86)
 
 
-def test_options_are_ranked_with_the_difference_from_the_base(sweep: Path):
-    summary, bases = load_summary(sweep)
+def test_options_get_intervals_verdicts_and_ranks_only_where_detectable(sweep: Path):
+    summary, bases = load_summary([sweep])
     effects = technique_effects(summary, bases)
 
     mlp_opt = effects[(effects.model == "mlp") & (effects.technique == "optimizer")]
     assert list(mlp_opt["option"]) == ["rmsprop", "adam", "sgd", "adagrad"]
+    assert list(mlp_opt["verdict"]) == ["better", "base", "worse", "failed"]
     assert list(mlp_opt["rank"][:3]) == [1, 2, 3] and math.isnan(mlp_opt["rank"].iloc[3])
-    assert list(mlp_opt["delta"][:3]) == pytest.approx([0.05, 0.0, -0.10])
+    rmsprop, sgd = mlp_opt.iloc[0], mlp_opt.iloc[2]
+    assert (rmsprop["delta"], sgd["delta"]) == pytest.approx((0.05, -0.10), abs=0.002)
+    assert rmsprop["delta_ci_low"] > 0 and sgd["delta_ci_high"] < 0
+    # The fabricated runs are nested: the better one is right wherever the other is, so
+    # McNemar's exact test sees only one-sided discordant images.
+    assert rmsprop["p_value"] == pytest.approx(0.5 ** (round(0.65 * 470) - round(0.60 * 470) - 1))
     assert list(mlp_opt["is_base"]) == [False, True, False, False]
+    # One seed: the accuracy's interval is Wilson's from the 470 test images.
+    assert (rmsprop["ci_low"], rmsprop["ci_high"]) == pytest.approx(
+        statistics.wilson(rmsprop["test_accuracy"], 470)
+    )
 
     cnn_bn = effects[(effects.model == "cnn") & (effects.technique == "batch_norm")]
     assert list(cnn_bn["option"]) == ["on", "off"]
-    assert cnn_bn["delta"].iloc[0] == pytest.approx(0.06)
+    assert cnn_bn["delta"].iloc[0] == pytest.approx(0.06, abs=0.002)
+    cnn_opt = effects[(effects.model == "cnn") & (effects.technique == "optimizer")]
+    assert cnn_opt.set_index("option").loc["adagrad", "verdict"] == "diverged"
     # Groups nobody varied (dropout, regularization, lr_schedule) are left out.
     assert set(effects["technique"]) == {"optimizer", "activation", "batch_norm"}
 
@@ -180,17 +125,84 @@ def test_options_are_ranked_with_the_difference_from_the_base(sweep: Path):
     assert best.loc[("cnn", "batch_norm"), "option"] == "on"
 
 
-def test_markdown_ranks_per_model_and_puts_models_side_by_side(sweep: Path):
+def test_noise_collapse_and_no_op_are_told_apart_from_real_effects(tmp_path: Path):
+    sweep = tmp_path / "verdicts"
+    for seed in (1, 2):
+        write_run(sweep, f"mlp/base/seed={seed}", 0.60, seed=seed, learning_rates=[1e-3] * 3)
+        # Two points better on average, but right on a different random set of images: noise.
+        write_run(sweep, f"mlp/activation=elu/seed={seed}", 0.62, seed=seed, independent=seed,
+                  activation="elu")  # fmt: skip
+        write_run(sweep, f"mlp/optimizer=sgd/seed={seed}", 0.03, seed=seed, optimizer="sgd")
+        # A schedule that never moved the rate from the base's: whatever its scores, a no-op.
+        write_run(sweep, f"mlp/lr_schedule=step_decay/seed={seed}", 0.61, seed=seed,
+                  lr_schedule="step_decay", learning_rates=[1e-3] * 3)  # fmt: skip
+        write_run(sweep, f"mlp/lr_schedule=cosine/seed={seed}", 0.70, seed=seed,
+                  lr_schedule="cosine", learning_rates=[1e-3, 5e-4, 1e-4])  # fmt: skip
+    summary, bases = load_summary([sweep])
+    effects = technique_effects(summary, bases).set_index(["technique", "option"])
+    assert effects.loc[("activation", "elu"), "verdict"] == "no detectable difference"
+    assert math.isnan(effects.loc[("activation", "elu"), "rank"])  # not ranked
+    assert effects.loc[("optimizer", "sgd"), "verdict"] == "collapsed"  # 3% <= 2 / 47
+    assert effects.loc[("lr_schedule", "step_decay"), "verdict"] == "no-op"
+    assert effects.loc[("lr_schedule", "cosine"), "verdict"] == "better"
+    assert (effects["n_seeds"] == 2).all()
+    # Two seeds: the interval is Student's t across them (here both seeds agree exactly).
+    base = effects.loc[("activation", "relu")]
+    assert base["ci_low"] == base["ci_high"] == pytest.approx(0.60, abs=0.002)
+
+
+def test_effects_csv_has_the_documented_columns(sweep: Path):
+    report.write_report(sweep)
+    effects = pd.read_csv(sweep / "effects.csv")
+    assert list(effects.columns) == [
+        "model", "technique", "option", "n_seeds", "mean_test_accuracy", "ci_low", "ci_high",
+        "delta_vs_base", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted", "verdict",
+    ]  # fmt: skip
+    adjusted = effects.dropna(subset=["p_value"])
+    assert (adjusted["p_adjusted"] >= adjusted["p_value"]).all()
+    assert len(effects) == 16  # per model: 4 optimizers, 2 activations, 2 batch norms
+
+
+def test_a_folder_of_one_run_or_of_runs_differing_in_two_groups_is_reported(tmp_path: Path):
+    one = tmp_path / "one"
+    write_run(one, "run", 0.6)
+    assert report.write_report(one)["report_html"].is_file()
+    two = tmp_path / "two"
+    write_run(two, "a", 0.6)
+    write_run(two, "b", 0.7, optimizer="sgd", dropout="off")
+    written = report.write_report(two)
+    assert pd.read_csv(written["effects_csv"]).empty
+    assert len(pd.read_csv(written["summary_csv"])) == 2
+
+
+def test_several_folders_merge_and_differently_trained_runs_are_not_pooled(tmp_path: Path):
+    short, long = tmp_path / "short", tmp_path / "long"
+    for folder, epochs in ((short, 1), (long, 3)):
+        write_run(folder, "mlp/base", 0.5 + epochs / 20, epochs=epochs)
+        write_run(folder, "mlp/dropout=off", 0.6 + epochs / 20, epochs=epochs, dropout="off")
+    out = tmp_path / "both"
+    written = report.write_report([short, long], out=out)
+    summary = pd.read_csv(written["summary_csv"])
+    assert sorted(summary["run_dir"])[:2] == ["long/mlp/base", "long/mlp/dropout=off"]
+    effects = pd.read_csv(written["effects_csv"])
+    assert set(effects["model"]) == {"mlp (epochs=1)", "mlp (epochs=3)"}
+    text = (out / "summary.md").read_text()
+    assert "The runs differ in epochs (1, 3): compared only within the same epochs." in text
+
+
+def test_markdown_shows_intervals_verdicts_and_what_the_sweep_can_detect(sweep: Path):
     report.write_report(sweep)
     text = (sweep / "summary.md").read_text()
+    assert "Smallest difference this sweep could detect: about" in text
 
     section = text.split("### mlp · optimizer")[1].split("###")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "rank" not in line]
     assert [row.split(" | ")[1] for row in rows] == ["rmsprop", "adam (base)", "sgd", "adagrad"]
-    assert "+5.00 pp" in rows[0] and "failed" in rows[3]
-    assert "| option | mlp test acc | mlp Δ vs base | mlp rank | cnn test acc |" in text
-    side = text.split("### optimizer")[1].split("###")[0]
-    assert "| rmsprop | 65.00% | +5.00 pp | 1 | 85.00% | +5.00 pp | 1 |" in side
+    assert "| 1 | rmsprop | 1 | 65.00% [60.6, 69.2] |" in rows[0] and "| better |" in rows[0]
+    assert "+5.11 pp [+" in rows[0]
+    assert "| failed |" in rows[3]
+    header = "| option | mlp test acc [95% CI] | mlp Δ vs base [95% CI] | mlp verdict |"
+    assert header in text
     assert "| cnn/optimizer=adagrad | diverged |" in text
 
 
@@ -216,18 +228,65 @@ def test_report_writes_every_file_and_a_self_contained_page(sweep: Path):
     assert all((sweep / link).is_file() for link in links)
 
 
+class _PageParser(HTMLParser):
+    """The tags of a page and the text of its table cells."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.cells: list[str] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "td":
+            self._in_cell = True
+            self.cells.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._in_cell = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_cell:
+            self.cells[-1] += data
+
+
+def test_page_escapes_run_folders_and_techniques_and_embeds_every_image(sweep: Path):
+    evil_dir = "mlp/<script>alert('dir')"
+    evil_option = '<script>alert("option")</script>'
+    write_run(sweep, evil_dir, 0.61, optimizer=evil_option)
+    report.write_report(sweep)
+    page = (sweep / "report.html").read_text()
+
+    assert "<script" not in page.lower()
+    assert "&lt;script&gt;" in page
+    parsed = _PageParser()
+    parsed.feed(page)
+    assert "script" not in {tag for tag, _ in parsed.tags}
+    # The names come back unchanged as the text of their cells, not as markup.
+    assert evil_dir in parsed.cells
+    assert evil_option in parsed.cells
+    images = [attrs for tag, attrs in parsed.tags if tag == "img"]
+    assert len(images) == 4
+    assert all(attrs["src"].startswith("data:image/png;base64,") for attrs in images)
+    hrefs = [attrs["href"] for tag, attrs in parsed.tags if tag == "a"]
+    evil_links = [href for href in hrefs if "script" in href]
+    assert len(evil_links) == len(RUN_PLOTS) + 1  # its plots and metrics.json, percent-encoded
+    assert all("<" not in href and (sweep / unquote(href)).is_file() for href in hrefs)
+    # Base rows and bad statuses keep their classes.
+    assert ("tr", {"class": "base"}) in parsed.tags
+    td_classes = {attrs.get("class") for tag, attrs in parsed.tags if tag == "td"}
+    assert {"failed", "diverged"} <= td_classes
+
+
 def test_a_run_that_never_finished_is_reported_from_its_config(sweep: Path):
-    from hydra import compose, initialize_config_dir
-
-    from emnist_bench import config_dir
-
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=["optimizer=nadam"])
+    cfg = compose_config(["optimizer=nadam"])
     out = sweep / "mlp" / "optimizer=nadam"
     (out / ".hydra").mkdir(parents=True)
     OmegaConf.save(cfg, out / "config.yaml")
 
-    summary, _ = load_summary(sweep)
+    summary, _ = load_summary([sweep])
     row = summary.set_index("run_dir").loc["mlp/optimizer=nadam"]
     assert (row["status"], row["optimizer"], row["variant"]) == (
         "unfinished",
@@ -251,12 +310,23 @@ def test_base_of_a_full_factorial_comes_from_the_sweep_config(tmp_path: Path):
     multirun = {"hydra": {"runtime": {"choices": {**BASE, "variant": "base"}}}}
     OmegaConf.save(OmegaConf.create(multirun), sweep / "multirun.yaml")
 
-    summary, bases = load_summary(sweep)
+    summary, bases = load_summary([sweep])
     assert bases["mlp"] == BASE
     effects = technique_effects(summary, bases).set_index(["technique", "option"])
-    assert effects.loc[("batch_norm", "on"), "delta"] == pytest.approx(0.1)
-    assert effects.loc[("optimizer", "sgd"), "delta"] == pytest.approx(-0.1)
+    assert effects.loc[("batch_norm", "on"), "delta"] == pytest.approx(0.1, abs=0.002)
+    assert effects.loc[("optimizer", "sgd"), "delta"] == pytest.approx(-0.1, abs=0.002)
     assert "optimizer=sgd,batch_norm=on" in set(summary["variant"])  # two factors: no table row
+    # Several groups at once: the additive model recovers both main effects, no interaction.
+    (fitted,) = fit_all(summary, bases)
+    main = fitted.effects.set_index(["technique", "option"])
+    assert main.loc[("batch_norm", "on"), "effect"] == pytest.approx(0.1, abs=0.003)
+    assert main.loc[("optimizer", "sgd"), "effect"] == pytest.approx(-0.1, abs=0.003)
+    shares = fitted.shares.set_index("technique")["share"]
+    assert shares["batch_norm"] == pytest.approx(0.5, abs=0.02)
+    assert shares.sum() == pytest.approx(1.0, abs=0.02)
+    report.write_report(sweep)
+    assert (sweep / "plots" / "parallel_mlp.png").is_file()
+    assert "additive model" in (sweep / "summary.md").read_text()
 
 
 def test_cli_writes_the_report_and_refuses_a_folder_without_runs(sweep: Path, tmp_path, capsys):

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from emnist_bench import config_dir
 from emnist_bench.sweep import callbacks, variants
+from tests.configs import compose_config
 
 TECHNIQUES = ("lr_schedule", "activation", "optimizer", "batch_norm", "regularization", "dropout")
 # What the assignment asks the comparison to cover, at least.
@@ -28,17 +27,12 @@ REQUIRED = {
 AT_LEAST = {"lr_schedule": 2, "activation": 3, "optimizer": 3}
 
 
-def compose_sweep(overrides: list[str]):
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        return compose("config", overrides=overrides, return_hydra_config=True)
-
-
 def compose_jobs(overrides: list[str]):
     """The sweep's master config and every job's composed config, as Hydra would launch them."""
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        master = compose("config", overrides=overrides, return_hydra_config=True)
-        jobs = variants.job_overrides(master)
-        return master, [compose("config", overrides=job, return_hydra_config=True) for job in jobs]
+    master = compose_config(overrides, hydra=True)
+    jobs = variants.job_overrides(master)
+    # Each job's overrides already carry the master's output_dir.
+    return master, [compose_config(job, output_dir=None, hydra=True) for job in jobs]
 
 
 def used(cfg) -> dict[str, str]:
@@ -92,11 +86,12 @@ def test_grid_job_folders_are_readable_and_other_overrides_reach_every_run(techn
     master, jobs = technique_grid
     folders = [cfg.hydra.sweep.subdir for cfg in jobs]
     assert len(set(folders)) == len(folders)
-    assert {"mlp/base", "cnn/base", "cnn/optimizer=rmsprop", "mlp/batch_norm=on"} <= set(folders)
+    assert {"mlp/base/seed=7", "cnn/base/seed=7", "cnn/optimizer=rmsprop/seed=7",
+            "mlp/batch_norm=on/seed=7"} <= set(folders)  # fmt: skip
     assert master.hydra.sweep.dir == "outputs/sweeps/technique_grid"  # stable: re-runs find it
     assert all(cfg.trainer.epochs == 1 and cfg.trainer.seed == 7 for cfg in jobs)
     assert all(cfg.continue_on_error for cfg in jobs)  # failures are recorded, the sweep goes on
-    rmsprop = jobs[folders.index("cnn/optimizer=rmsprop")]
+    rmsprop = jobs[folders.index("cnn/optimizer=rmsprop/seed=7")]
     assert rmsprop.optimizer.rho == 0.9  # the real group YAML was composed, not just a name
 
 
@@ -122,25 +117,27 @@ def test_grid_narrows_from_the_command_line():
             "model=cnn",
         ]
     )
-    assert [cfg.hydra.sweep.subdir for cfg in jobs] == ["cnn/base", "cnn/optimizer=sgd"]
+    assert [cfg.hydra.sweep.subdir for cfg in jobs] == [
+        "cnn/base/seed=42",
+        "cnn/optimizer=sgd/seed=42",
+    ]
 
 
 def test_full_factorial_is_the_product_of_the_table():
-    master = compose_sweep(["+sweep=technique_grid_full"])
+    master = compose_config(["+sweep=technique_grid_full"], hydra=True)
     jobs = variants.job_overrides(master)
     table = master.grid.techniques
     assert len(jobs) == 2 * math.prod(len(options) for options in table.values())
-    with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("config", overrides=jobs[-1], return_hydra_config=True)
+    cfg = compose_config(jobs[-1], output_dir=None, hydra=True)
     assert cfg.hydra.sweep.subdir == (
         "cnn/optimizer=nadam,activation=gelu,lr_schedule=one_cycle,batch_norm=on,"
-        "regularization=l1_l2,dropout=off"
+        "regularization=l1_l2,dropout=off/seed=42"
     )
     assert used(cfg)["optimizer"] == "nadam" and used(cfg)["dropout"] == "off"
 
 
 def test_smoke_grid_is_small():
-    master = compose_sweep(["+sweep=technique_grid_smoke"])
+    master = compose_config(["+sweep=technique_grid_smoke"], hydra=True)
     assert len(variants.job_overrides(master)) == 6
 
 
@@ -163,17 +160,17 @@ def test_threads_per_job_divides_the_cores_among_parallel_jobs(monkeypatch):
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == os.environ["TF_NUM_INTEROP_THREADS"] == "2"
 
 
-# --- real sweeps on the CSV proxy (about a minute each) --------------------------------------
+# --- real sweeps on the smoke data (about a minute each) -------------------------------------
 
 
-def run_sweep(sweep_dir: Path, csv_proxy: Path, cache: Path, *extra: str):
+def run_sweep(sweep_dir: Path, smoke_data: Path, cache: Path, *extra: str):
     command = [
         sys.executable,
         "-m",
         "emnist_bench",
         "-m",
         "+sweep=technique_grid_smoke",
-        f"data.root={csv_proxy}",
+        f"data.root={smoke_data}",
         "data.val_size=0.2",
         "data.subset=10",
         f"data.cache_dir={cache}",
@@ -193,35 +190,41 @@ def run_sweep(sweep_dir: Path, csv_proxy: Path, cache: Path, *extra: str):
 def metrics_times(sweep_dir: Path) -> dict[str, int]:
     return {
         str(p.parent.relative_to(sweep_dir)): p.stat().st_mtime_ns
-        for p in sweep_dir.glob("*/*/metrics.json")
+        for p in sweep_dir.glob("*/*/seed=*/metrics.json")
     }
 
 
-def test_smoke_grid_runs_reports_and_a_rerun_skips_completed_runs(tmp_path, csv_proxy, proxy_cache):
+def test_smoke_grid_runs_reports_and_a_rerun_skips_completed_runs(
+    tmp_path, smoke_data, proxy_cache
+):
     sweep_dir = tmp_path / "smoke"
-    out = run_sweep(sweep_dir, csv_proxy, proxy_cache)
+    out = run_sweep(sweep_dir, smoke_data, proxy_cache)
 
     assert "run 1 of 6" in out and "done 6 of 6" in out and "left" in out
     summary = pd.read_csv(sweep_dir / "summary.csv")
     assert sorted(summary["run_dir"]) == sorted(
-        f"{m}/{v}" for m in ("mlp", "cnn") for v in ("base", "optimizer=sgd", "batch_norm=on")
+        f"{m}/{v}/seed=42"
+        for m in ("mlp", "cnn")
+        for v in ("base", "optimizer=sgd", "batch_norm=on")
     )
     assert (summary["status"] == "completed").all()
-    assert summary["test_accuracy"].between(0, 1).all()
-    row = summary.set_index("run_dir").loc["cnn/batch_norm=on"]
+    for run_dir, accuracy in zip(summary["run_dir"], summary["test_accuracy"], strict=True):
+        metrics = json.loads((sweep_dir / run_dir / "metrics.json").read_text())
+        assert accuracy == pytest.approx(metrics["test_accuracy"]), run_dir
+    row = summary.set_index("run_dir").loc["cnn/batch_norm=on/seed=42"]
     assert (row["batch_norm"], row["optimizer"], row["model"]) == ("on", "adam", "cnn")
-    for name in ("summary.md", "report.html", "plots/technique_effects.png"):
+    for name in ("summary.md", "effects.csv", "report.html", "plots/technique_effects.png"):
         assert (sweep_dir / name).is_file()
     assert "best for mlp" in out  # the terminal table
 
     before = metrics_times(sweep_dir)
-    out = run_sweep(sweep_dir, csv_proxy, proxy_cache)
+    out = run_sweep(sweep_dir, smoke_data, proxy_cache)
     assert metrics_times(sweep_dir) == before
     assert out.count("skipped (completed earlier)") == 6
 
 
 def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(
-    tmp_path, csv_proxy, proxy_cache
+    tmp_path, smoke_data, proxy_cache
 ):
     # An MLP needs 3 hidden layers: every mlp job fails, every cnn job must still run. Two
     # jobs at a time through joblib, so this also checks the parallel launcher end to end.
@@ -233,23 +236,70 @@ def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(
         "hydra.launcher.n_jobs=2",
         *only_base,
     ]
-    out = run_sweep(sweep_dir, csv_proxy, proxy_cache, *extra)
+    out = run_sweep(sweep_dir, smoke_data, proxy_cache, *extra)
 
-    failed = json.loads((sweep_dir / "mlp/base/metrics.json").read_text())
+    failed = json.loads((sweep_dir / "mlp/base/seed=42/metrics.json").read_text())
     assert failed["status"] == "failed" and "hidden layers" in failed["error"]
-    assert json.loads((sweep_dir / "cnn/base/metrics.json").read_text())["status"] == "completed"
+    completed = json.loads((sweep_dir / "cnn/base/seed=42/metrics.json").read_text())
+    assert completed["status"] == "completed"
     summary = pd.read_csv(sweep_dir / "summary.csv").set_index("run_dir")
-    assert dict(summary["status"]) == {"mlp/base": "failed", "cnn/base": "completed"}
+    assert dict(summary["status"]) == {
+        "mlp/base/seed=42": "failed",
+        "cnn/base/seed=42": "completed",
+    }
     assert "1 failed" in out
     threads = max(1, callbacks.available_cores() // 2)
-    log = (sweep_dir / "cnn/base/emnist_bench.log").read_text()
+    log = (sweep_dir / "cnn/base/seed=42/emnist_bench.log").read_text()
     assert (
         f"2 parallel jobs on {callbacks.available_cores()} cores: {threads} TensorFlow threads"
         in log
     )
 
     before = metrics_times(sweep_dir)
-    run_sweep(sweep_dir, csv_proxy, proxy_cache, *extra)
+    run_sweep(sweep_dir, smoke_data, proxy_cache, *extra)
     after = metrics_times(sweep_dir)
-    assert after["cnn/base"] == before["cnn/base"]  # completed: skipped
-    assert after["mlp/base"] != before["mlp/base"]  # failed: tried again
+    assert after["cnn/base/seed=42"] == before["cnn/base/seed=42"]  # completed: skipped
+    assert after["mlp/base/seed=42"] != before["mlp/base/seed=42"]  # failed: tried again
+
+
+def test_grid_seeds_repeat_every_job_once_per_seed_each_in_its_own_folder():
+    _, jobs = compose_jobs(["+sweep=technique_grid_smoke", "grid.seeds=[1,2,3]"])
+    folders = [cfg.hydra.sweep.subdir for cfg in jobs]
+    assert len(jobs) == 18 and len(set(folders)) == 18
+    assert {cfg.trainer.seed for cfg in jobs} == {1, 2, 3}
+    assert "cnn/optimizer=sgd/seed=3" in folders
+
+
+def test_every_swept_key_must_be_named_by_the_job_folder():
+    def refused(config: list[str], command_line: list[str] = ()) -> list[str]:
+        """The keys a multirun of ``config`` + ``command_line`` (sweeps allowed) leaves out of
+        its job folders."""
+        master = compose_config(config, hydra=True)
+        with open_dict(master):
+            master.hydra.overrides.task = [*config, *command_line]
+        jobs = variants.job_overrides(master)
+        return variants.unnamed_in_folder(master, variants.swept_keys(jobs))
+
+    assert refused(["+sweep=technique_grid_smoke", "grid.seeds=[1,2]"]) == []
+    # A learning rate swept on the grid would put two jobs in one folder.
+    smoke = ["+sweep=technique_grid_smoke"]
+    assert refused(smoke, ["optimizer.learning_rate=0.1,0.01"]) == ["optimizer.learning_rate"]
+    # A hand-made multirun names every override in its folder (override_dirname) ...
+    assert refused([], ["model=mlp,cnn", "trainer.seed=1,2"]) == []
+    # ... unless the key is excluded from it.
+    assert refused([], ["data.root=a,b"]) == ["data.root"]
+    assert refused(["+sweep=seed_report"]) == []
+
+
+def test_a_sweep_that_would_share_a_folder_is_refused_before_its_first_job(tmp_path):
+    command = [
+        sys.executable, "-m", "emnist_bench", "-m", "+sweep=technique_grid_smoke",
+        "optimizer.learning_rate=0.1,0.01", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        "data.root=/nonexistent", "data.download=false",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: sweep refused: its jobs differ in")
+    assert "optimizer.learning_rate" in lines[0]
+    assert not (tmp_path / "sweep").exists()

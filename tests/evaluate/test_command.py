@@ -1,0 +1,51 @@
+"""``python -m emnist_bench.evaluate RUN_DIR``: a saved run's model on another test folder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+
+def test_evaluate_on_a_test_only_folder(cnn_run, smoke_data, tmp_path):
+    out, metrics = cnn_run
+    test_only = tmp_path / "official-test"
+    test_only.mkdir()
+    for name in ("emnist-balanced-test.csv", "emnist-balanced-mapping.txt"):
+        shutil.copy(smoke_data / name, test_only / name)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emnist_bench.evaluate",
+            str(out),
+            f"data.root={test_only}",
+            "data.cache_dir=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    written = json.loads((out / "eval_official-test.json").read_text())
+    assert written["test_samples"] == 470
+    # The same model on the same test images gives the same figures as the run itself.
+    assert written["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert written["macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert f"accuracy {written['test_accuracy']:.4f}" in result.stdout
+
+
+def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "emnist_bench.evaluate", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"error: {tmp_path / 'config.yaml'}: not found; RUN_DIR must be the output folder of a run"
+    )
