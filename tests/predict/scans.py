@@ -38,7 +38,7 @@ def write_scans(images: np.ndarray, folder: Path, seed: int = 0) -> list[Path]:
     paths = []
     for index, image in enumerate(images):
         path = folder / f"{index:04d}.png"
-        Image.fromarray(render_scan(image, rng)).save(path)
+        Image.fromarray(render_scan(image, rng)).save(path, compress_level=1)
         paths.append(path)
     return paths
 

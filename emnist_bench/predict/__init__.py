@@ -1,0 +1,3 @@
+"""Using a run's model on one's own handwriting: EMNIST's conversion of an image
+(``preprocess``), a run opened for use (``saved``), the contact sheet (``sheet``) and
+``python -m emnist_bench.predict`` (``command``)."""

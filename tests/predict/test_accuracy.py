@@ -1,0 +1,47 @@
+"""``predict`` on real handwriting rendered as scans scores as ``evaluate`` does on the same
+images: the conversion gives the model what EMNIST gave it."""
+
+from __future__ import annotations
+
+import pytest
+
+from emnist_bench.data.load import load_part
+from tests.predict.scans import compare_with_evaluate
+
+# A plain CNN with light augmentation (shifts, rotations, zoom), trained 8 epochs on the CSV
+# proxy's 2,115 training images: about 65% on its test split, in about 10 s on 2 cores.
+MODEL = ("model=cnn", "augment=light", "trainer.epochs=8", "trainer.deterministic=true")
+
+
+@pytest.fixture(scope="module")
+def csv_proxy(shared_data):
+    """The real CSV proxy (470 test images, 10 per class); skips when ../shared is absent."""
+    root = shared_data / "emnist-proxy-csv"
+    if not root.is_dir():
+        pytest.skip(f"{root} not found")
+    return root
+
+
+@pytest.fixture(scope="module")
+def proxy_run(csv_proxy, proxy_cache, tmp_path_factory):
+    from emnist_bench.run import run
+    from tests.configs import compose_config, smoke_overrides
+
+    out = tmp_path_factory.mktemp("proxy_run")
+    overrides = smoke_overrides(csv_proxy, proxy_cache, *MODEL, "data.val_size=0.1")
+    return out, run(compose_config(overrides, out))
+
+
+def test_predict_on_scans_of_the_test_split_is_within_1_point_of_evaluate(
+    csv_proxy, proxy_run, tmp_path
+):
+    folder, metrics = proxy_run
+    test = load_part(csv_proxy, "balanced", "test", cache_dir=None)
+    result = compare_with_evaluate(folder, test.images, test.labels, tmp_path)
+    assert result["evaluate_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert (
+        result["evaluate_accuracy"] > 0.3
+    )  # well above chance (1/47), so the test means something
+    assert abs(result["predict_accuracy"] - result["evaluate_accuracy"]) <= 0.01, result
+    assert result["same_class"] > 0.85
+    assert (tmp_path / "sheet.png").is_file() and len(result["results"]) == 470
