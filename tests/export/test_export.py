@@ -1,0 +1,99 @@
+"""``python -m emnist_bench.export``: files TensorFlow's own loaders read, checked on the test
+split against the Keras model before they are reported written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from emnist_bench.data import load_test
+from emnist_bench.errors import UserError
+from emnist_bench.evaluate.metrics import predict
+from emnist_bench.export import command, formats
+from emnist_bench.predict.saved import open_run
+
+
+@pytest.fixture(scope="module")
+def keras_reference(cnn_run):
+    """The run's test images, labels, and the float32 Keras model's probabilities on them."""
+    folder, _ = cnn_run
+    run = open_run(folder)
+    test, _ = load_test(OmegaConf.load(folder / "config.yaml").data)
+    model = formats.float32_model(run.model)
+    return test.images, test.labels, predict(model, test.images, 256)
+
+
+def test_savedmodel_loads_with_tensorflow_and_predicts_exactly_as_keras(
+    cnn_run, keras_reference, tmp_path, capsys
+):
+    import tensorflow as tf
+
+    folder, _ = cnn_run
+    images, labels, reference = keras_reference
+    command.main([str(folder), "--format", "savedmodel", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "savedmodel written" in printed and "same class as the Keras model on 100.00%" in printed
+    saved = tmp_path / "savedmodel" / "1"
+    serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    given = serve(pixels=tf.constant(images.astype(np.float32)))["output_0"].numpy()
+    assert given.shape == reference.shape
+    assert (given.argmax(axis=1) == reference.argmax(axis=1)).all()
+    np.testing.assert_allclose(given, reference, atol=1e-5)
+    check = json.loads((tmp_path / "check_savedmodel.json").read_text())
+    assert check["agreement"] == 1.0 and check["test_samples"] == labels.size
+    assert check["export_accuracy"] == pytest.approx((reference.argmax(1) == labels).mean())
+    classes = json.loads((tmp_path / "classes.json").read_text())["characters"]
+    assert classes == list(open_run(folder).classes)
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_tflite_files_load_with_the_interpreter_and_agree_with_keras(
+    cnn_run, keras_reference, tmp_path
+):
+    folder, _ = cnn_run
+    images, labels, reference = keras_reference
+    sizes = {}
+    for quantize, name in (("none", "model.tflite"), ("dynamic", "model_dynamic.tflite")):
+        result = command.export(folder, "tflite", tmp_path, quantize)
+        assert result["path"] == str(tmp_path / name)
+        given = formats.tflite_predict(tmp_path / name, images)  # tf.lite.Interpreter
+        agreement = (given.argmax(axis=1) == reference.argmax(axis=1)).mean()
+        assert agreement >= command.MIN_AGREEMENT[quantize]
+        assert result["agreement"] == pytest.approx(agreement)
+        assert result["export_accuracy"] == pytest.approx((given.argmax(1) == labels).mean())
+        sizes[quantize] = result["size_bytes"]
+        if quantize == "none":
+            np.testing.assert_allclose(given, reference, atol=1e-4)
+    assert sizes["dynamic"] < 0.4 * sizes["none"]  # int8 weights: about a quarter
+    assert json.loads((tmp_path / "check_model_dynamic.tflite.json").read_text())["quantize"] == (
+        "dynamic"
+    )
+
+
+def test_a_failed_check_writes_nothing(cnn_run, tmp_path, monkeypatch):
+    folder, _ = cnn_run
+    monkeypatch.setattr(
+        formats, "tflite_predict", lambda path, images: np.eye(47)[np.zeros(len(images), int)]
+    )
+    with pytest.raises(UserError, match="nothing written"):
+        command.export(folder, "tflite", tmp_path)
+    assert not list(tmp_path.glob("*.tflite")) and not list(tmp_path.glob(".*"))
+
+
+def test_the_check_needs_the_test_split(cnn_run, tmp_path):
+    folder, _ = cnn_run
+    with pytest.raises(UserError, match="the check needs the run's test split"):
+        command.export(folder, "savedmodel", tmp_path, overrides=[f"data.root={tmp_path}"])
+    with pytest.raises(UserError, match="--quantize applies to --format tflite only"):
+        command.export(folder, "savedmodel", tmp_path, "dynamic")
+
+
+def test_a_mixed_precision_model_is_exported_in_float32(cnn_run):
+    folder, _ = cnn_run
+    model = open_run(folder).model
+    exported = formats.float32_model(model)
+    assert {layer.dtype_policy.name for layer in exported.layers} == {"float32"}
+    np.testing.assert_array_equal(exported.get_weights()[0], model.get_weights()[0])
