@@ -112,6 +112,8 @@ def test_errors_are_one_line_and_exit_2(cnn_run, tmp_path):
 def test_help_is_fast_and_loads_no_tensorflow():
     code = (
         "import sys; from emnist_bench.predict import command; command.parser().format_help(); "
+        "from emnist_bench.export import command; command.parser().format_help(); "
+        "from emnist_bench.serve import command; command.parser().format_help(); "
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
