@@ -49,7 +49,18 @@ def float32_model(model):
 def write_savedmodel(model, folder: Path) -> Path:
     """Writes ``model`` as a SavedModel (signature ``serving_default``: ``pixels`` ->
     ``output_0``, the probabilities) into ``folder``."""
-    model.export(str(folder), format="tf_saved_model", verbose=False)
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # training=False: augmentation layers are identities and dropout is off, as in predict.
+    archive.add_endpoint(
+        name="serve",
+        fn=lambda pixels: model(pixels, training=False),
+        input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="pixels")],
+    )
+    archive.write_out(str(folder), verbose=False)
     return folder
 
 

@@ -97,3 +97,20 @@ def test_a_mixed_precision_model_is_exported_in_float32(cnn_run):
     exported = formats.float32_model(model)
     assert {layer.dtype_policy.name for layer in exported.layers} == {"float32"}
     np.testing.assert_array_equal(exported.get_weights()[0], model.get_weights()[0])
+
+
+def test_augmentation_layers_are_left_out_of_the_exported_files(tmp_path):
+    import keras
+
+    inputs = keras.Input((28, 28), name="pixels")
+    x = keras.layers.Reshape((28, 28, 1))(inputs)
+    x = keras.layers.RandomRotation(0.5)(x)  # active only in training
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(x))
+    model = keras.Model(inputs, keras.layers.Dense(5, activation="softmax")(x))
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28)).astype(np.float32)
+    expected = model.predict(images, verbose=0)
+    saved = formats.write_savedmodel(model, tmp_path / "saved")
+    np.testing.assert_allclose(formats.savedmodel_predict(saved, images), expected, atol=1e-6)
+    (tmp_path / "model.tflite").write_bytes(formats.tflite_bytes(saved))  # no random ops left
+    np.testing.assert_allclose(formats.tflite_predict(tmp_path / "model.tflite", images), expected,
+                               atol=1e-5)  # fmt: skip
