@@ -32,9 +32,10 @@ def proxy_run(csv_proxy, proxy_cache, tmp_path_factory):
     return out, run(compose_config(overrides, out))
 
 
-def test_predict_on_scans_of_the_test_split_is_within_1_point_of_evaluate(
-    csv_proxy, proxy_run, tmp_path
-):
+def test_predict_on_scans_of_the_test_split_scores_as_evaluate_does(csv_proxy, proxy_run, tmp_path):
+    """On 470 images one image is 0.21 points and the gap moves by about a point from seed to
+    seed (README), so the default suite allows 3 points beside a 85% per-image agreement; the
+    1-point check is the slow test below, on the 7,050 images of the IDX proxy."""
     folder, metrics = proxy_run
     test = load_part(csv_proxy, "balanced", "test", cache_dir=None)
     result = compare_with_evaluate(folder, test.images, test.labels, tmp_path)
@@ -42,6 +43,22 @@ def test_predict_on_scans_of_the_test_split_is_within_1_point_of_evaluate(
     assert (
         result["evaluate_accuracy"] > 0.3
     )  # well above chance (1/47), so the test means something
-    assert abs(result["predict_accuracy"] - result["evaluate_accuracy"]) <= 0.01, result
+    assert abs(result["predict_accuracy"] - result["evaluate_accuracy"]) <= 0.03, result
     assert result["same_class"] > 0.85
     assert (tmp_path / "sheet.png").is_file() and len(result["results"]) == 470
+
+
+@pytest.mark.slow
+def test_predict_on_scans_of_the_idx_test_split_is_within_1_point_of_evaluate(
+    idx_proxy, proxy_cache, tmp_path
+):
+    from emnist_bench.run import run
+    from tests.configs import compose_config
+
+    overrides = [f"data.root={idx_proxy}", f"data.cache_dir={proxy_cache}", "model=cnn",
+                 "augment=light", "trainer.epochs=3"]  # fmt: skip
+    metrics = run(compose_config(overrides, tmp_path / "run"))
+    test = load_part(idx_proxy, "balanced", "test", cache_dir=proxy_cache)
+    result = compare_with_evaluate(tmp_path / "run", test.images, test.labels, tmp_path)
+    assert result["evaluate_accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert abs(result["predict_accuracy"] - result["evaluate_accuracy"]) <= 0.01, result
