@@ -7,6 +7,7 @@ Every check of a user's file raises :class:`~emnist_bench.errors.DataError` nami
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ SPLITS = ("balanced", "byclass", "bymerge", "letters", "digits", "mnist")
 PARTS = ("train", "test")
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
+# Labels are bytes in the IDX layout; no split has more classes.
+MAX_LABEL = 255
 
 
 @dataclass(frozen=True)
@@ -92,11 +95,13 @@ def read_mapping(path: Path) -> Mapping:
         fields = line.split()
         try:
             label, code = int(fields[0]), int(fields[1])
-            if len(fields) != 2 or not 0 <= code < 0x110000 or label < 0:
+            if len(fields) != 2 or not 0 <= code < 0x110000 or not 0 <= label <= MAX_LABEL:
                 raise ValueError
         except (ValueError, IndexError):
             raise DataError(
-                path, f"line {number + 1} is {line!r}, expected 'label ascii_code'"
+                path,
+                f"line {number + 1} is {line!r}, expected 'label ascii_code' "
+                f"(a label 0..{MAX_LABEL}, a character code)",
             ) from None
         pairs.append((label, chr(code)))
     if not pairs:
@@ -159,7 +164,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     if kind == "images" and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(path, f"images are {dims[1]}x{dims[2]}, expected {IMAGE_SIDE}x{IMAGE_SIDE}")
-    expected = int(np.prod(dims))
+    expected = math.prod(dims)
     body = len(raw) - header_size
     if body != expected:
         raise DataError(
@@ -204,6 +209,9 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(path, f"row {row + 1} has {present} columns, expected {columns}")
         raise DataError(path, f"row {row + 1}, column {column + 1} is {cell!r}, not a number")
     data = values.to_numpy()
+    if not np.isfinite(data).all():
+        row = int(np.flatnonzero(~np.isfinite(data).all(axis=1))[0])
+        raise DataError(path, f"row {row + 1} holds a value that is not a finite number")
     if (data != np.round(data)).any():
         row = int(np.flatnonzero((data != np.round(data)).any(axis=1))[0])
         raise DataError(path, f"row {row + 1} holds a value that is not a whole number")
@@ -219,5 +227,8 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if (labels < 0).any():
         row = int(np.flatnonzero(labels < 0)[0])
         raise DataError(path, f"row {row + 1} has negative label {labels[row]:g}")
+    if (labels > MAX_LABEL).any():
+        row = int(np.flatnonzero(labels > MAX_LABEL)[0])
+        raise DataError(path, f"row {row + 1} has label {labels[row]:g}, above {MAX_LABEL}")
     images = pixels.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
     return images, labels.astype(np.int64)

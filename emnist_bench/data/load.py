@@ -2,7 +2,9 @@
 
 The first parse of a part is saved as uncompressed uint8 arrays under ``data.cache_dir``; the
 cache key includes each source file's name, size and modification time, so a changed file
-invalidates its cache.
+invalidates its cache. A cache file carries the SHA-256 of its arrays and is checked on every
+load (readable, shapes, labels within the mapping, content hash): a damaged one is a warning
+and a rebuild from the source files, never an error and never wrong data.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emnist_bench.data.files import (
+    IMAGE_SIDE,
     PARTS,
     SPLITS,
     Mapping,
@@ -30,7 +33,7 @@ from emnist_bench.errors import DataError
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: with the content hash
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,43 @@ def _cache_key(split: str, part: str, files: SplitFiles, mapping_file: Path) -> 
         stat = path.stat()
         digest.update(f"|{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:20]
+
+
+def content_hash(images: np.ndarray, labels: np.ndarray) -> str:
+    """SHA-256 of the arrays' shapes and bytes: what a cache file must still hold."""
+    digest = hashlib.sha256(f"{images.shape}{labels.shape}".encode())
+    digest.update(np.ascontiguousarray(images).data)
+    digest.update(np.ascontiguousarray(labels).data)
+    return digest.hexdigest()
+
+
+def read_cache(path: Path, mapping: Mapping) -> tuple[np.ndarray, np.ndarray] | None:
+    """The (images, labels) in cache file ``path`` when it is whole and consistent with
+    ``mapping``; otherwise None, with a warning saying what is wrong."""
+    try:
+        with np.load(path) as cached:
+            images, labels = cached["images"], cached["labels"]
+            digest = str(cached["digest"])
+    except Exception as error:  # any damage at all: the cache is rebuilt from the source
+        problem = f"unreadable ({type(error).__name__}: {error})"
+    else:
+        problem = _cache_problem(images, labels, digest, mapping)
+    if problem is None:
+        return images, labels
+    log.warning("Cache file %s is damaged: %s; rebuilding it from the source files", path, problem)
+    return None
+
+
+def _cache_problem(images, labels, digest: str, mapping: Mapping) -> str | None:
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE,) * 2:
+        return f"images are {images.dtype} {images.shape}, expected uint8 (N, 28, 28)"
+    if labels.dtype != np.uint8 or labels.shape != images.shape[:1]:
+        return f"labels are {labels.dtype} {labels.shape} for {len(images)} images"
+    if labels.size and int(labels.max()) >= mapping.num_classes:
+        return f"label {int(labels.max())} is outside the {mapping.num_classes}-class mapping"
+    if content_hash(images, labels) != digest:
+        return "its content does not match its hash"
+    return None
 
 
 def _write_atomically(path: Path, **arrays: np.ndarray) -> None:
@@ -95,13 +135,10 @@ def load_part(
     if cache_dir is not None:
         key = _cache_key(split, part, files, mapping_path(root, split))
         cache_file = Path(cache_dir).expanduser() / f"emnist-{split}-{part}-{key}.npz"
-        if cache_file.is_file():
-            try:
-                with np.load(cache_file) as cached:
-                    log.info("Loaded %s %s from cache %s", split, part, cache_file)
-                    return Part(cached["images"], cached["labels"], files.layout)
-            except (OSError, ValueError, KeyError):
-                log.warning("Cache file %s is unreadable; parsing the source again", cache_file)
+        cached = read_cache(cache_file, mapping) if cache_file.is_file() else None
+        if cached is not None:
+            log.info("Loaded %s %s from cache %s", split, part, cache_file)
+            return Part(*cached, files.layout)
     log.info(
         "Reading %s %s from %s layout: %s",
         split,
@@ -113,7 +150,8 @@ def load_part(
     labels = mapping.to_indices(raw_labels, files.paths[-1])
     if cache_file is not None:
         try:
-            _write_atomically(cache_file, images=images, labels=labels)
+            digest = np.array(content_hash(images, labels))
+            _write_atomically(cache_file, images=images, labels=labels, digest=digest)
         except OSError as error:  # the cache only saves time: an unusable folder must not stop
             log.warning("Cannot write cache file %s (%s); going on without it", cache_file, error)
     return Part(images, labels, files.layout)
