@@ -17,6 +17,8 @@ from emnist_bench.errors import ConfigError
 from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS, options
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+# The groups a search chooses (``tuning.space.hparams_fragment``): all an hparams_file may set.
+HPARAMS_GROUPS = ("model", "dropout", "batch_norm", "regularization", "optimizer")
 CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
 
 
@@ -129,14 +131,32 @@ def apply_hparams(cfg: DictConfig, fragment: DictConfig) -> DictConfig:
 
 
 def with_hparams_file(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with the groups of ``hparams_file`` applied, if it names one."""
+    """``cfg`` with the groups of ``hparams_file`` applied, if it names one.
+
+    Raises:
+        ConfigError: when the file is unreadable, or sets anything but the groups a search
+            chooses (:data:`HPARAMS_GROUPS`): a file from elsewhere must not move the outputs
+            (``output_dir``) or swap the data (``data.urls``).
+    """
     path = cfg.get("hparams_file")
     if not path:
         return cfg
     try:
-        return apply_hparams(cfg, OmegaConf.load(path))
-    except (OSError, yaml.YAMLError, OmegaConfBaseException) as error:
-        problem = str(error).splitlines()[0]
+        fragment = OmegaConf.load(path)
+        if not isinstance(fragment, DictConfig):
+            raise ConfigError("it is not a mapping of config groups")
+        refused = [str(key) for key in fragment if key not in HPARAMS_GROUPS]
+        if refused:
+            raise ConfigError(
+                f"it sets {', '.join(refused)}, but a hparams file may set only the groups a "
+                f"search chooses: {', '.join(HPARAMS_GROUPS)}"
+            )
+        for group, values in fragment.items():
+            if not isinstance(values, DictConfig):
+                raise ConfigError(f"{group} is {values!r}, not a group of keys")
+        return apply_hparams(cfg, fragment)
+    except (OSError, yaml.YAMLError, OmegaConfBaseException, ConfigError) as error:
+        problem = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
         message = f"hparams_file={path}: {problem} (give a search's best_hparams.yaml)"
         raise ConfigError(message) from None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from emnist_bench.tuning.space import declare_space, hparams_fragment, plain
 log = logging.getLogger(__name__)
 
 TUNER_KEYS_FILE = "tuner/none.yaml"  # the keys every tuner option shares
+# What keras-tuner raises when its saved JSON state is damaged (KeyError comes as RuntimeError).
+RELOAD_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, OSError)
 
 
 class ConfigHyperModel(kt.HyperModel):
@@ -120,11 +123,44 @@ TUNERS = {"random": RandomSearch, "bayesian": BayesianOptimization, "hyperband":
 
 
 def make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.Tuner:
-    """The configured tuner over ``out/tuner``, reloading the state found there.
+    """The configured tuner over ``out/tuner``, reloading the state found there (unless
+    ``tuner.overwrite``, which starts the search over).
 
     The keys a tuner option adds to ``conf/tuner/none.yaml`` are its keras-tuner arguments.
     Every tuner stops at ``tuner.max_trials`` trials in total (Hyperband has no budget of its own).
+
+    Raises:
+        UserError: naming the file, when the saved state cannot be reloaded.
     """
+    project = out / "tuner" / f"{cfg.model.family}_{cfg.tuner.name}"
+    reloading = not cfg.tuner.get("overwrite") and project.is_dir()
+    try:
+        return _make_tuner(cfg, hypermodel, out)
+    except RELOAD_ERRORS as error:
+        if not reloading:
+            raise
+        raise damaged_state(project, error) from None
+
+
+def damaged_state(project: Path, error: Exception) -> UserError:
+    """The one-line error for a keras-tuner state that failed to reload with ``error``: it names
+    the first state file that is not valid JSON (else the oracle's) and the two ways out."""
+    files = [project / "oracle.json", *sorted(project.glob("trial_*/trial.json"))]
+    files += sorted(project.glob("tuner*.json"))
+    culprit, problem = project / "oracle.json", _last_line(str(error)) or type(error).__name__
+    for path in files:
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError) as invalid:
+            culprit, problem = path, _last_line(str(invalid)) or type(invalid).__name__
+            break
+    return UserError(
+        f"{culprit}: the saved search state is damaged ({problem}); resume from a copy of "
+        f"{project.parent} if you have one, or start the search over with tuner.overwrite=true"
+    )
+
+
+def _make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.Tuner:
     tuner = cfg.tuner
     shared = OmegaConf.load(config_dir() / TUNER_KEYS_FILE)
     options = {key: value for key, value in tuner.items() if key not in shared}
@@ -137,7 +173,7 @@ def make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.T
         max_consecutive_failed_trials=tuner.max_consecutive_failed_trials,
         directory=str(out / "tuner"),
         project_name=f"{cfg.model.family}_{tuner.name}",
-        overwrite=False,
+        overwrite=bool(tuner.get("overwrite")),
         trials_csv=out / "trials.csv",
         **options,
     )
