@@ -20,7 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 from emnist_bench import __version__, config_dir
-from emnist_bench.errors import ConfigError, UserError, exit_on_user_error
+from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
 from emnist_bench.techniques import USER_GROUPS, options
 
 _GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
@@ -77,9 +77,12 @@ def main() -> None:
         return
     # Hydra's errors reach this function instead of being printed over several lines.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    with exit_on_user_error():
-        check_group_choices(sys.argv[1:])
-        try:
-            _hydra_main()
-        except (HydraException, OmegaConfBaseException) as error:
-            raise composition_error(error) from None
+    try:
+        with exit_on_user_error():
+            check_group_choices(sys.argv[1:])
+            try:
+                _hydra_main()
+            except (HydraException, OmegaConfBaseException) as error:
+                raise composition_error(error) from None
+    except FaultExit as fault:  # a full disk: the one line is printed, end now
+        fault.end_process()

@@ -50,6 +50,15 @@ def validate(cfg: DictConfig) -> None:
     for key, minimum in (("epochs", 0), ("batch_size", 1)):
         if trainer[key] < minimum:
             raise ConfigError(f"trainer.{key}={trainer[key]} must be a whole number >= {minimum}")
+    divergence = trainer.get("divergence") or {}
+    if divergence.get("loss_factor") is not None and not divergence.loss_factor > 1:
+        raise ConfigError(
+            f"trainer.divergence.loss_factor={divergence.loss_factor} must be > 1 (or null: off)"
+        )
+    if divergence.get("chance_epochs") is not None and divergence.chance_epochs < 1:
+        raise ConfigError(
+            f"trainer.divergence.chance_epochs={divergence.chance_epochs} must be >= 1 (or null)"
+        )
     if model.family == "mlp":
         layers = len(model.hidden_units)
         if layers < MIN_MLP_HIDDEN_LAYERS:

@@ -13,6 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from emnist_bench.rundir import partial_path
+
 DPI = 130
 """Resolution of every saved PNG."""
 
@@ -28,10 +30,12 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path) -> Path:
-    """Writes ``fig`` to ``path`` as PNG, creating the parent folders, and returns the path."""
+    """Writes ``fig`` to ``path`` as PNG, whole or not at all (a temporary name, then a rename),
+    creating the parent folders; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
+    with partial_path(path) as partial:
+        fig.savefig(partial, dpi=DPI, format="png")
     return path
 
 

@@ -1,4 +1,8 @@
-"""One run: seed, data, model, optional search, fit, evaluate, files. Tests call :func:`run`."""
+"""One run: seed, data, model, optional search, fit, evaluate, files. Tests call :func:`run`.
+
+A run folder says ``completed`` only when every artifact is written whole; a killed or
+interrupted run resumes from its last finished epoch when the same command is run again.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,23 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
 from emnist_bench.data import load_dataset
-from emnist_bench.errors import UserError
-from emnist_bench.rundir import completed_metrics, output_dir, write_json
+from emnist_bench.errors import UserError, environment_fault
+from emnist_bench.rundir import (
+    INTERRUPTED,
+    METRICS,
+    RunBusy,
+    completed_metrics,
+    output_dir,
+    read_json,
+    remove_backup,
+    run_lock,
+    start_run,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,36 +35,107 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Trains and evaluates the configured model; writes every artifact under ``output_dir``.
 
+    One process at a time per folder: a second one is refused (in a multirun, it skips the job).
+
     Returns:
         The metrics written to ``metrics.json``.
 
     Raises:
-        UserError: for bad config values or data files (unless ``continue_on_error`` is set,
-            in which case the failure is recorded in ``metrics.json`` and returned).
+        UserError: for bad config values or data files, or a folder another process is running
+            (unless ``continue_on_error`` is set, in which case the failure is recorded in
+            ``metrics.json`` and returned; a multirun's job skips a busy folder).
+        KeyboardInterrupt: on Ctrl-C or SIGTERM, after marking the folder ``interrupted``.
     """
     cfg = config_lib.with_hparams_file(cfg)
     out = output_dir(cfg)
+    try:
+        with run_lock(out):
+            return _run_once(cfg, out)
+    except RunBusy as busy:
+        if not (cfg.get("continue_on_error") or _in_multirun()):
+            raise
+        log.warning("Skipped: %s", busy)
+        return {"status": "busy", "error": str(busy)}
+
+
+def _in_multirun() -> bool:
+    """Whether this run is a job of a Hydra multirun (``-m``)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra
+        return False
+
+
+def _run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
     finished = completed_metrics(cfg, out)
     if finished is not None:
         log.info("%s already completed with this config; skipping (delete it to re-run)", out)
         return finished
     try:
         config_lib.validate(cfg)
-        return _run(cfg, out)
+        resuming = start_run(cfg, out, config_lib.technique_choices(cfg))
     except Exception as error:
-        if not cfg.get("continue_on_error"):
-            raise
-        message = str(error) if isinstance(error, UserError) else traceback.format_exc()
-        log.error("Run failed: %s", message)
-        metrics = {"status": "failed", "error": message, **config_lib.technique_choices(cfg)}
-        write_json(out / "metrics.json", metrics)
-        return metrics
+        return _failed(cfg, out, error, record=bool(cfg.get("continue_on_error")))
+    try:
+        return _run(cfg, out, resuming)
+    except KeyboardInterrupt:
+        metrics = read_json(out / METRICS) or {}
+        write_json(out / METRICS, {**metrics, "status": INTERRUPTED})
+        log.warning("Interrupted; the same command resumes %s from its last finished epoch", out)
+        raise
+    except Exception as error:
+        return _failed(cfg, out, error, record=True)
 
 
-def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+def _failed(cfg: DictConfig, out: Path, error: Exception, record: bool) -> dict[str, Any]:
+    """Records a failed run in ``metrics.json`` (when ``record``); returns its metrics when the
+    run goes on to the next (``continue_on_error``), else raises ``error`` again."""
+    message = str(error) if isinstance(error, UserError) else traceback.format_exc()
+    metrics = {"status": "failed", "error": message, **config_lib.technique_choices(cfg)}
+    if record:
+        try:
+            write_json(out / METRICS, metrics)
+        except OSError:  # a full or read-only disk: the error raised below says so
+            if cfg.get("continue_on_error") and environment_fault(error) is None:
+                raise
+    # A full disk or a missing TensorFlow would fail every later job of a sweep too: stop.
+    if not cfg.get("continue_on_error") or environment_fault(error) is not None:
+        raise error
+    log.error("Run failed: %s", message)
+    return metrics
+
+
+def _log_start(cfg: DictConfig, out: Path, resuming: bool) -> None:
+    """Records in the log what was asked (the command's overrides) and where it goes."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = " ".join(HydraConfig.get().overrides.task) or "(none)"
+    except ValueError:  # not under Hydra (tests call run() directly)
+        overrides = None
+    if overrides is not None:
+        log.info("Overrides: %s", overrides)
+    choices = config_lib.technique_choices(cfg)
+    log.info(
+        "%s run in %s: %s (resolved config: %s)",
+        "Resuming the" if resuming else "Starting a",
+        out,
+        ", ".join(f"{key}={value}" for key, value in choices.items()),
+        out / "config.yaml",
+    )
+
+
+def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
+    _log_start(cfg, out, resuming)
     # Data first: a broken file is reported before TensorFlow is even imported.
     data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
+
+    from emnist_bench.backend import import_tensorflow
+
+    import_tensorflow()
 
     from emnist_bench.evaluate.artifacts import write_run_files
     from emnist_bench.training.fit import build_model, compile_model, fit_model
@@ -64,4 +150,6 @@ def _run(cfg: DictConfig, out: Path) -> dict[str, Any]:
     model = build_model(cfg, data.num_classes)
     compile_model(model, cfg, class_prior(data.y_train, data.num_classes))
     fit = fit_model(model, cfg, data, out)
-    return write_run_files(model, cfg, data, out, fit)
+    metrics = write_run_files(model, cfg, data, out, fit)
+    remove_backup(out)  # finished: the next run of this command starts afresh or skips
+    return metrics

@@ -1,25 +1,53 @@
-"""A run folder on disk: its JSON files, whether it completed, and finding runs under a folder.
+"""A run folder on disk: its files written whole, its life (running, resumable, completed),
+one process at a time, and finding runs under a folder.
 
 Every stage that reads or writes a run's files goes through here, so the layout is in one
-place: ``config.yaml`` (the resolved config), ``metrics.json`` (status and scores, written
-last), ``history.csv``, ``model.keras``, ``plots/``, ``tensorboard/``.
+place: ``config.yaml`` (the resolved config), ``metrics.json`` (``status: running`` from the
+start; the scores and ``completed`` written last), ``history.csv``, ``model.keras``,
+``predictions.npz``, ``classes.json``, ``plots/``, ``tensorboard/``, and while training
+``backup/`` (the last finished epoch, which a killed run resumes from) and ``.lock``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from emnist_bench.errors import UserError
+
+log = logging.getLogger(__name__)
 
 METRICS = "metrics.json"
 CONFIG = "config.yaml"
+HISTORY = "history.csv"
+MODEL = "model.keras"
+CLASSES = "classes.json"
+"""The run's class mapping: ``split``, file ``labels`` and ``characters``, in output order."""
 # The test split's true and predicted labels, so that runs on the same images pair up.
 PREDICTIONS = "predictions.npz"
+# Keras BackupAndRestore's folder: the weights and optimizer state of the last finished epoch.
+BACKUP = "backup"
+TENSORBOARD = "tensorboard"
+LOCK = ".lock"
 COMPLETED = "completed"
+RUNNING = "running"
+INTERRUPTED = "interrupted"
+
+
+class RunBusy(UserError):
+    """Another process holds the run folder's lock (two copies of one sweep or command)."""
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -29,11 +57,28 @@ def output_dir(cfg: DictConfig) -> Path:
     return path
 
 
+@contextmanager
+def partial_path(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block ends
+    without an error, removed otherwise. A reader never sees half a file."""
+    path = Path(path)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes ``text`` whole or not at all: a temporary file, then a rename into place."""
+    with partial_path(path) as partial:
+        partial.write_text(text)
+
+
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Writes ``payload`` whole or not at all: a temporary file, then a rename into place."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(payload, indent=2, default=float) + "\n")
-    os.replace(partial, path)
+    write_text(path, json.dumps(payload, indent=2, default=float) + "\n")
 
 
 def write_predictions(path: Path, true: np.ndarray, predicted: np.ndarray) -> None:
@@ -41,10 +86,8 @@ def write_predictions(path: Path, true: np.ndarray, predicted: np.ndarray) -> No
     dtype = (
         np.uint8 if max(int(true.max(initial=0)), int(predicted.max(initial=0))) < 256 else np.int32
     )
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as handle:
+    with partial_path(path) as partial, partial.open("wb") as handle:
         np.savez_compressed(handle, true=true.astype(dtype), predicted=predicted.astype(dtype))
-    os.replace(partial, path)
 
 
 def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
@@ -52,31 +95,132 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as saved:
             return saved["true"], saved["predicted"]
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``, or None when it is missing or unreadable."""
     try:
-        return json.loads(path.read_text())
+        payload = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _saved_config(out: Path) -> Any:
+    try:
+        return OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException):
+        return None  # missing, unreadable or not YAML: no earlier run to match
+
+
+def model_is_whole(path: Path) -> bool:
+    """Whether ``path`` is a complete ``.keras`` file: a zip with the model's config and weights
+    whose every member passes its CRC check."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            return {"config.json", "model.weights.h5"} <= names and archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
+        return False
+
+
+def damaged_artifacts(out: Path, metrics: dict[str, Any]) -> list[str]:
+    """The artifacts of a completed run in ``out`` that are missing or unreadable."""
+    damaged = []
+    if not model_is_whole(out / MODEL):
+        damaged.append(MODEL)
+    if read_predictions(out / PREDICTIONS) is None:
+        damaged.append(PREDICTIONS)
+    history = out / HISTORY
+    if metrics.get("epochs_run") and (not history.is_file() or not history.stat().st_size):
+        damaged.append(HISTORY)
+    return damaged
 
 
 def completed_metrics(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
     """The metrics of a completed earlier run in ``out`` with the same resolved config, if any.
 
-    This is what makes re-running a sweep skip finished jobs and redo failed or unfinished ones.
+    A run whose artifacts are missing or damaged (a truncated ``model.keras``) is not
+    completed: it runs again. This is what makes re-running a sweep skip finished jobs and
+    redo failed or unfinished ones.
     """
     metrics = read_json(out / METRICS)
     if metrics is None or metrics.get("status") != COMPLETED:
         return None
-    try:
-        previous = OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
-    except (ValueError, OSError):
+    if _saved_config(out) != OmegaConf.to_container(cfg, resolve=True):
         return None
-    return metrics if previous == OmegaConf.to_container(cfg, resolve=True) else None
+    damaged = damaged_artifacts(out, metrics)
+    if damaged:
+        log.warning(
+            "%s completed earlier, but %s %s missing or damaged; running it again",
+            out,
+            ", ".join(damaged),
+            "is" if len(damaged) == 1 else "are",
+        )
+        return None
+    remove_backup(out)  # left behind if the run was killed just after completing
+    return metrics
+
+
+def start_run(cfg: DictConfig, out: Path, metrics: dict[str, Any]) -> bool:
+    """Marks ``out`` as running (``metrics``, with ``status: running``) and saves the resolved
+    config; returns whether the run resumes an interrupted one.
+
+    It resumes when ``backup/`` holds a finished epoch of a run with the same resolved config.
+    Otherwise the training files of an earlier attempt (``backup/``, ``history.csv``,
+    ``tensorboard/``) are removed, so that nothing of it mixes with the new run.
+    """
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resuming = (out / BACKUP).is_dir() and any((out / BACKUP).iterdir())
+    resuming = resuming and _saved_config(out) == resolved
+    if not resuming:
+        remove_backup(out)
+        shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
+        (out / HISTORY).unlink(missing_ok=True)
+    write_text(out / CONFIG, OmegaConf.to_yaml(resolved))
+    write_json(out / METRICS, {**metrics, "status": RUNNING, "pid": os.getpid()})
+    return resuming
+
+
+def remove_backup(out: Path) -> None:
+    """Removes the training backup once the run has finished (completed or diverged)."""
+    shutil.rmtree(out / BACKUP, ignore_errors=True)
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Holds ``out/.lock`` for the block: one process per run folder.
+
+    The lock is the operating system's (``flock``), so a killed process frees it at once.
+
+    Raises:
+        RunBusy: when another process holds it.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    handle = (out / LOCK).open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise RunBusy(
+                f"{out}: another process (pid {holder}) is running this run; wait for it to "
+                "finish, or write to another folder (hydra.run.dir=DIR)"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def find_run_dirs(root: Path) -> list[Path]:

@@ -40,12 +40,19 @@ class EarlyStoppingSchema:
 
 
 @dataclass
+class DivergenceSchema:
+    loss_factor: float | None = 100.0
+    chance_epochs: int | None = 3
+
+
+@dataclass
 class TrainerSchema:
     epochs: int = MISSING
     batch_size: int = MISSING
     seed: int = MISSING
     deterministic: bool = False
     early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
+    divergence: DivergenceSchema = field(default_factory=DivergenceSchema)
     steps_per_execution: int = 1
     jit_compile: bool = False
     precision: str = "auto"

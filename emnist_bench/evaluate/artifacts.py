@@ -17,12 +17,19 @@ from emnist_bench import config as config_lib
 from emnist_bench.evaluate import plots, samples
 from emnist_bench.evaluate.metrics import predict, test_metrics
 from emnist_bench.provenance import describe_run
-from emnist_bench.rundir import PREDICTIONS, write_json, write_predictions
+from emnist_bench.rundir import (
+    CLASSES,
+    COMPLETED,
+    METRICS,
+    MODEL,
+    PREDICTIONS,
+    partial_path,
+    write_json,
+    write_predictions,
+    write_text,
+)
 
 log = logging.getLogger(__name__)
-
-CLASSES = "classes.json"
-"""The run's class mapping: ``split``, file ``labels`` and ``characters``, in output order."""
 
 
 def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
@@ -42,7 +49,8 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         else None
     )
     metrics = {
-        "status": "diverged" if fit["diverged"] else "completed",
+        "status": "diverged" if fit["diverged"] else COMPLETED,
+        **({"reason": fit["diverged"]} if fit["diverged"] else {}),
         **{key: scores[key] for key in ("test_accuracy", "test_loss", "macro_f1")},
         "val_accuracy": best_val,
         "test_samples": scores["test_samples"],
@@ -57,14 +65,12 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         "per_class": scores["per_class"],
         "provenance": describe_run(data),
     }
-    if fit["diverged"]:
-        log.warning("Training diverged (loss became NaN or infinite); status: diverged")
     write_predictions(out / PREDICTIONS, data.y_test, predictions)
-    # The model goes to a temporary name first: a kill while saving leaves no broken model.keras.
-    partial = out / "model.partial.keras"
-    model.save(partial)
-    partial.replace(out / "model.keras")
-    (out / "classification_report.txt").write_text(
+    # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
+    with partial_path(out / MODEL) as partial:
+        model.save(partial)
+    write_text(
+        out / "classification_report.txt",
         classification_report(
             data.y_test,
             predictions,
@@ -72,7 +78,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
             target_names=list(data.classes),
             digits=4,
             zero_division=0,
-        )
+        ),
     )
     figures = out / "plots"
     if epochs_run:
@@ -94,7 +100,16 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     )
     write_hparams(out / "tensorboard", hparams_of(cfg, out), metrics)
     write_classes(out, cfg.data.split, data.mapping)
-    write_json(out / "metrics.json", metrics)  # last: its status says every file is whole
+    write_json(out / METRICS, metrics)  # last: its status says every file is whole
+    log.info(
+        "Result: %s, test accuracy %.4f, macro F1 %.4f, %d epochs in %.1f s; written to %s",
+        metrics["status"],
+        metrics["test_accuracy"],
+        metrics["macro_f1"],
+        epochs_run,
+        seconds,
+        out,
+    )
     print_summary(metrics, out)
     return metrics
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import os
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.rundir import write_json
+from emnist_bench.rundir import model_is_whole, write_json
 
 USAGE = "usage: python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]"
 
@@ -41,11 +42,9 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
 
     test, mapping = load_test(cfg.data)
 
-    import keras
-
     from emnist_bench.evaluate.metrics import predict, test_metrics
 
-    model = keras.saving.load_model(model_file, compile=False)  # predicting needs no loss
+    model = load_saved_model(model_file)
     outputs = model.output_shape[-1]
     if outputs != mapping.num_classes:
         raise UserError(
@@ -71,6 +70,34 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         f"macro F1 {result['macro_f1']:.4f} on {result['test_samples']} images -> {destination}"
     )
     return result
+
+
+def load_saved_model(path: Path):
+    """Loads a run's ``model.keras`` for predicting (no loss or optimizer needed).
+
+    Raises:
+        UserError: when the file is damaged (a truncated zip, broken weights) or Keras refuses
+            it (a layer it does not know, or code it will not run in safe mode).
+    """
+    if not model_is_whole(path):
+        raise UserError(
+            f"{path}: damaged (not a whole .keras file: cut short, or a member fails its "
+            "check); run its training command again, which trains it again"
+        )
+    from emnist_bench.backend import import_tensorflow
+
+    import_tensorflow()
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        problem = lines[0] if lines else type(error).__name__
+        raise UserError(
+            f"{path}: Keras cannot load this model ({problem[:300]}); if the run was "
+            "damaged, run its training command again, which trains it again"
+        ) from None
 
 
 def main(arguments: list[str] | None = None) -> None:

@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.rundir import RUNNING
 from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,11 @@ class SweepProgress(Callback):
         (markers / f"{config.hydra.job.num}.json").write_text(json.dumps(marker))
         done = len(list(markers.glob("*.json")))
         elapsed = time.time() - self.started
-        status = "skipped (completed earlier)" if outcome["skipped"] else outcome["status"]
+        status = outcome["status"]
+        if status == RUNNING:  # the job's lock is held: another copy of the sweep runs it
+            status = "skipped (another process is running it)"
+        elif outcome["skipped"]:
+            status = "skipped (completed earlier)"
         accuracy = outcome["test_accuracy"]
         score = f", test accuracy {accuracy:.2%}" if accuracy is not None else ""
         left = ""

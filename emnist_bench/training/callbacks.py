@@ -1,8 +1,13 @@
-"""Keras callbacks of a run: the history file, the progress display, the learning-rate schedule."""
+"""Keras callbacks of a run: the history file and the divergence check, the backup a killed run
+resumes from, the progress display (a bar on a terminal, one plain line per epoch otherwise),
+the learning-rate schedule."""
 
 from __future__ import annotations
 
 import csv
+import io
+import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -11,31 +16,136 @@ import keras
 from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
+from emnist_bench.rundir import write_json, write_text
 from emnist_bench.training import schedules
+
+log = logging.getLogger(__name__)
+
+# How many times chance a training accuracy must beat to count as learning.
+CHANCE_MARGIN = 1.5
+
+
+def divergence(
+    rows: list[dict[str, float]],
+    num_classes: int,
+    loss_factor: float | None = None,
+    chance_epochs: int | None = None,
+) -> str | None:
+    """Why training has diverged, from the epochs so far (``history.csv`` rows); None if not.
+
+    * the loss is NaN or infinite;
+    * the loss is over ``loss_factor`` times its starting value, ln(classes): the cross-entropy
+      of the uniform guess a freshly initialised classifier makes;
+    * after ``chance_epochs`` epochs, the training accuracy is still at chance (at most 1.5
+      times 1/classes).
+    """
+    row = rows[-1]
+    epoch, loss = int(row["epoch"]) + 1, float(row["loss"])
+    if not math.isfinite(loss):
+        return f"the loss became {loss} in epoch {epoch}"
+    start = math.log(num_classes)
+    if loss_factor and loss > loss_factor * start:
+        return (
+            f"the loss reached {loss:.3g} in epoch {epoch}, over {loss_factor:g} times its "
+            f"starting value ln({num_classes}) = {start:.2f}"
+        )
+    accuracy = row.get("accuracy")
+    at_chance = accuracy is not None and accuracy <= CHANCE_MARGIN / num_classes
+    if chance_epochs and epoch >= chance_epochs and at_chance:
+        return (
+            f"the training accuracy is {accuracy:.2%} after {epoch} epochs, still at chance "
+            f"(1/{num_classes} = {1 / num_classes:.2%})"
+        )
+    return None
+
+
+def read_history(path: Path, before: int) -> list[dict[str, float]]:
+    """The rows of ``history.csv`` for the epochs before ``before`` (those a resumed run keeps)."""
+    try:
+        with path.open(newline="") as handle:
+            rows = [
+                {key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
+                for row in csv.DictReader(handle)
+            ]
+    except (OSError, ValueError, TypeError):
+        return []
+    return [row for row in rows if row["epoch"] < before]
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    """Writes ``history.csv`` whole (a temporary file, then a rename)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
+
+
+def _number(value: float) -> str:
+    return f"{value:.4f}" if abs(value) < 1e4 else f"{value:.3g}"
+
+
+def epoch_line(row: dict[str, float], epochs: int) -> str:
+    """One plain line per epoch: ``epoch 2/10: loss 0.8123, accuracy 0.7421, ...``."""
+    parts = [f"epoch {int(row['epoch']) + 1}/{epochs}:"]
+    shown = ("loss", "accuracy", "val_accuracy")
+    parts += [f"{key} {_number(row[key])}," for key in shown if key in row]
+    parts.append(f"learning rate {row['learning_rate']:.3g}, {row['seconds']:.1f} s")
+    return " ".join(parts)
+
+
+def _to_log_files(message: str) -> None:
+    """Logs ``message`` to the run's log file only (the terminal shows the progress bar)."""
+    record = log.makeRecord(log.name, logging.INFO, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 class EpochRecorder(keras.callbacks.Callback):
-    """Writes ``history.csv`` as epochs end (so an interrupted run keeps them) and notices
-    divergence: a NaN or infinite loss stops training.
+    """Writes ``history.csv`` as epochs end (so an interrupted run keeps them), logs one line
+    per epoch, and stops training when it diverges (:func:`divergence`; ``diverged`` says why).
 
-    It must come first among the callbacks: it reads the learning rate at the end of the epoch,
-    before ReduceLROnPlateau changes it for the next one.
+    A resumed run (Keras starts at its ``initial_epoch``) keeps the rows of the epochs it does
+    not train again. It must come first among the callbacks: it reads the learning rate at the
+    end of the epoch, before ReduceLROnPlateau changes it for the next one.
+
+    Args:
+        path: the run's ``history.csv``.
+        epochs: the epochs the run trains in all.
+        num_classes: the classes, which set the starting loss and chance.
+        loss_factor, chance_epochs: :func:`divergence`'s thresholds (None: not checked).
+        console: log the epoch lines to the console too, not only to the log file.
     """
 
-    def __init__(self, path: Path):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        epochs: int = 0,
+        num_classes: int = 2,
+        loss_factor: float | None = None,
+        chance_epochs: int | None = None,
+        console: bool = True,
+    ):
         super().__init__()
-        self.path = path
+        self.path, self.epochs, self.num_classes = path, epochs, num_classes
+        self.loss_factor, self.chance_epochs, self.console = loss_factor, chance_epochs, console
         self.rows: list[dict[str, float]] = []
-        self.diverged = False
+        self.diverged: str | None = None
         self._started = 0.0
+        self._epoch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
+        if epoch and not self.rows:  # resumed after `epoch` finished epochs
+            self.rows = read_history(self.path, before=epoch)
+        self._epoch = epoch
         self._started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        if logs and not math.isfinite(float(logs.get("loss", 0.0))):
-            self.diverged = True
-            self.model.stop_training = True
+        loss = float(logs.get("loss", 0.0)) if logs else 0.0
+        if not math.isfinite(loss):
+            self._stop(f"the loss became {loss} in epoch {self._epoch + 1}")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -46,13 +156,89 @@ class EpochRecorder(keras.callbacks.Callback):
         row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         row["seconds"] = time.perf_counter() - self._started
         self.rows.append(row)
-        if not math.isfinite(row["loss"]):
-            self.diverged = True
-            self.model.stop_training = True
-        with self.path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
-            writer.writeheader()
-            writer.writerows(self.rows)
+        write_history(self.path, self.rows)
+        line = epoch_line(row, self.epochs or epoch + 1)
+        if self.console:
+            log.info(line)
+        else:
+            _to_log_files(line)
+        reason = self.diverged or divergence(
+            self.rows, self.num_classes, self.loss_factor, self.chance_epochs
+        )
+        if reason:
+            self._stop(reason)
+
+    def _stop(self, reason: str) -> None:
+        if self.diverged is None:
+            log.warning("Training diverged: %s; stopping (status: diverged)", reason)
+        self.diverged = reason
+        self.model.stop_training = True
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore under ``backup/``, written whole: at the end of every epoch the
+    weights and optimizer state go to a new file, then ``state.json`` naming it and the number
+    of finished epochs is renamed into place. At the start of training a backup is restored and
+    Keras goes on from the next epoch; a damaged one is a warning and a start from epoch 1.
+
+    The run removes the folder once it has finished (``rundir.remove_backup``).
+    """
+
+    STATE = "state.json"
+
+    def __init__(self, folder: Path):
+        super().__init__(str(folder), save_freq="epoch", delete_checkpoint=False)
+        self.folder = Path(folder)
+        self.resumed_epochs = 0
+
+    def on_train_begin(self, logs=None):
+        try:
+            state = json.loads((self.folder / self.STATE).read_text())
+            epoch, weights = int(state["epoch"]), self.folder / str(state["weights"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log.warning("%s is damaged (%s); training from epoch 1", self.folder, error)
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        variables = [*self.model.weights, *(optimizer.variables if optimizer else [])]
+        fresh = [keras.ops.convert_to_numpy(variable) for variable in variables]
+        try:
+            self.model.load_weights(weights)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            for variable, value in zip(variables, fresh, strict=True):
+                variable.assign(value)
+            log.warning("The backup %s is damaged (%s); training from epoch 1", weights, error)
+            return
+        self.model._initial_epoch = epoch  # what BackupAndRestore sets: fit starts there
+        self.resumed_epochs = epoch
+        log.info(
+            "Resumed from %s: epochs 1-%d done, going on with epoch %d",
+            self.folder,
+            epoch,
+            epoch + 1,
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{epoch + 1}.weights.h5"
+        try:
+            self.model.save_weights(self.folder / name, overwrite=True)
+        except OSError:  # a full disk: the half-written file would keep it full
+            (self.folder / name).unlink(missing_ok=True)
+            raise
+        write_json(self.folder / self.STATE, {"epoch": epoch + 1, "weights": name})
+        for old in self.folder.glob("epoch-*.weights.h5"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
 
 
 class RichProgress(keras.callbacks.Callback):
@@ -77,6 +263,7 @@ class RichProgress(keras.callbacks.Callback):
         self.batch_task = self.progress.add_task("batches", total=self.steps, metrics="")
 
     def on_epoch_begin(self, epoch, logs=None):
+        self.progress.update(self.epoch_task, completed=epoch)  # a resumed run starts later
         self.progress.reset(self.batch_task, total=self.steps, description=f"epoch {epoch + 1}")
 
     def on_train_batch_end(self, batch, logs=None):
@@ -92,7 +279,7 @@ class RichProgress(keras.callbacks.Callback):
             for key in ("loss", "accuracy", "val_loss", "val_accuracy")
             if key in logs
         )
-        self.progress.update(self.epoch_task, advance=1, metrics=text)
+        self.progress.update(self.epoch_task, completed=epoch + 1, metrics=text)
 
     def on_train_end(self, logs=None):
         self.progress.stop()

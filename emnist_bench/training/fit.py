@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,13 @@ from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
 from emnist_bench import models
-from emnist_bench.training.callbacks import EpochRecorder, RichProgress, learning_rate_callback
+from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
+from emnist_bench.training.callbacks import (
+    EpochBackup,
+    EpochRecorder,
+    RichProgress,
+    learning_rate_callback,
+)
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import loss_for
 
@@ -61,14 +68,30 @@ def compile_model(model: keras.Model, cfg: DictConfig, prior: np.ndarray | None 
 
 def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str, Any]:
     """Fits ``model`` with the configured callbacks; returns what the run's files need:
-    the per-epoch ``history`` rows, whether it ``diverged`` and ``train_seconds``."""
+    the per-epoch ``history`` rows, why it ``diverged`` (None if it did not) and
+    ``train_seconds`` (the epochs' seconds, those before a resume included).
+
+    Every finished epoch is backed up in ``out/backup``: a killed run given the same folder
+    goes on from there (``rundir.start_run`` keeps it only for the same config).
+    """
     trainer = cfg.trainer
     inputs = fit_inputs(cfg, data)
-    recorder = EpochRecorder(out / "history.csv")
+    divergence = trainer.get("divergence") or {}
+    interactive = sys.stdout.isatty()
+    recorder = EpochRecorder(
+        out / HISTORY,
+        epochs=int(trainer.epochs),
+        num_classes=data.num_classes,
+        loss_factor=divergence.get("loss_factor"),
+        chance_epochs=divergence.get("chance_epochs"),
+        console=not interactive,  # a terminal shows the progress bar instead
+    )
+    backup = EpochBackup(out / BACKUP)
     callbacks = [
-        recorder,
+        recorder,  # first: see EpochRecorder
+        backup,  # right after the history row, so that a backed-up epoch has its row
         keras.callbacks.TensorBoard(
-            log_dir=str(out / "tensorboard"), write_graph=False, profile_batch=0
+            log_dir=str(out / TENSORBOARD), write_graph=False, profile_batch=0
         ),
     ]
     schedule = learning_rate_callback(cfg)
@@ -83,8 +106,9 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
                 restore_best_weights=bool(stopping.restore_best_weights),
             )
         )
-    steps = -(-len(data.y_train) // int(trainer.batch_size))
-    callbacks.append(RichProgress(int(trainer.epochs), steps))
+    if interactive:
+        steps = -(-len(data.y_train) // int(trainer.batch_size))
+        callbacks.append(RichProgress(int(trainer.epochs), steps))
     started = time.perf_counter()
     model.fit(
         **inputs,
@@ -93,8 +117,9 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
         shuffle=False,  # the tf.data pipeline reshuffles every epoch
         verbose=0,
     )
+    earlier = sum(row["seconds"] for row in recorder.rows[: backup.resumed_epochs])
     return {
         "history": recorder.rows,
         "diverged": recorder.diverged,
-        "train_seconds": time.perf_counter() - started,
+        "train_seconds": earlier + time.perf_counter() - started,
     }

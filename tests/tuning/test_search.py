@@ -182,7 +182,9 @@ def test_when_every_trial_fails_the_run_stops_with_one_line(smoke_data, proxy_ca
     assert message.startswith("all 2 tuner trials failed")
     assert "zero or negative" in message
     assert [r["status"] for r in read_trials(tmp_path)] == ["FAILED", "FAILED"]
-    assert not (tmp_path / "metrics.json").exists()
+    # The folder says so (it said `running` from the start), and is not taken for completed.
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and metrics["error"] == message
 
 
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
