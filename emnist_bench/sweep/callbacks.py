@@ -1,6 +1,9 @@
 """Hydra callbacks of a sweep: threads per parallel job, whole-sweep progress, reports at the end.
 
-They run in the launching process (and in joblib workers); nothing here imports TensorFlow.
+``on_multirun_*`` hooks run in the launching process, ``on_job_*`` hooks in the job's process
+(the launcher's own, a joblib, submitit or Ray worker, possibly on another node), so the objects
+are pickled and each job's facts come from its config and its folder. Nothing here imports
+TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.rundir import RUNNING
@@ -70,26 +73,102 @@ class OneFolderPerJob(Callback):
             )
 
 
+def job_cores(
+    launcher: DictConfig | None, sweeper: DictConfig | None, cores: int
+) -> tuple[int | None, str]:
+    """The cores one job may use under ``launcher`` (``hydra.launcher``), as ``(cores, why)``;
+    ``(None, why)`` when one job runs at a time and TensorFlow keeps its defaults.
+
+    joblib: ``cores // n_jobs``. SLURM (``submitit_slurm``): the task's ``SLURM_CPUS_PER_TASK``.
+    ``submitit_local``: ``cpus_per_task``, else ``cores // hydra.sweeper.max_batch_size`` (the
+    jobs it starts at once). Ray: the task's ``num_cpus`` (``hydra.launcher.ray.remote``; Ray's
+    default is 1). Never more than ``cores``, the cores this process may run on.
+    """
+    launcher = launcher or {}
+    target = str(launcher.get("_target_", ""))
+    batch = OmegaConf.select(sweeper, "max_batch_size") if sweeper is not None else None
+    if "n_jobs" in launcher:
+        jobs = parallel_jobs(launcher.n_jobs, cores)
+        return max(1, cores // jobs), f"{jobs} parallel jobs on {cores} cores"
+    if "submitit" in target:
+        if os.environ.get("SLURM_CPUS_PER_TASK"):
+            given = int(os.environ["SLURM_CPUS_PER_TASK"])
+            return min(given, cores), f"SLURM gave the task {given} cores"
+        if launcher.get("cpus_per_task"):
+            given = int(launcher.cpus_per_task)
+            return min(given, cores), f"submitit task of {given} cores"
+        if batch:
+            return max(1, cores // int(batch)), f"{batch} parallel jobs on {cores} cores"
+        return None, "submitit without cpus_per_task"
+    if "ray" in launcher:
+        given = OmegaConf.select(launcher, "ray.remote.num_cpus") or 1
+        return min(max(1, int(given)), cores), f"Ray task of {given} CPUs"
+    return None, "one job at a time"
+
+
 class ThreadsPerJob(Callback):
-    """Sizes TensorFlow's thread pools to ``cores // jobs`` when jobs run in parallel.
+    """Sizes TensorFlow's thread pools to the cores each job of a parallel sweep was given.
 
     With ``hydra/launcher=joblib hydra.launcher.n_jobs=N``, N processes each start a
-    TensorFlow that would otherwise use every core. TensorFlow reads these variables when it
-    initialises, which in a fresh joblib worker is after this hook; explicit
-    ``trainer.intra_op_threads`` / ``inter_op_threads`` still win (``configure_runtime``).
+    TensorFlow that would otherwise use every core; under submitit and Ray each job is a task
+    given its own cores (``job_cores``). TensorFlow reads these variables when it initialises,
+    which in a fresh worker process is after this hook; explicit ``trainer.intra_op_threads`` /
+    ``inter_op_threads`` still win (``configure_runtime``).
     """
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if "n_jobs" not in (OmegaConf.select(config, "hydra.launcher") or {}):
+        launcher = OmegaConf.select(config, "hydra.launcher")
+        sweeper = OmegaConf.select(config, "hydra.sweeper")
+        cores, why = job_cores(launcher, sweeper, available_cores())
+        if cores is None:
             return  # the basic launcher: one job at a time, TensorFlow's defaults
-        cores = available_cores()
-        jobs = parallel_jobs(config.hydra.launcher.n_jobs, cores)
-        threads = str(max(1, cores // jobs))
+        threads = str(cores)
         for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
             os.environ[name] = threads
-        log.info(
-            "%s parallel jobs on %s cores: %s TensorFlow threads per job", jobs, cores, threads
-        )
+        log.info("%s: %s TensorFlow threads per job", why, threads)
+
+
+class JobsAnywhere(Callback):
+    """Lets a sweep's jobs run in processes that start elsewhere (Ray workers, SLURM nodes).
+
+    A Ray worker starts in the folder its node's ``ray start`` ran in, not in the launching
+    process's, so a relative ``hydra.sweep.dir`` (the default ``outputs/sweeps/...``) or
+    ``data.root`` would point elsewhere there. Before the first job, the sweep folder becomes
+    absolute (also as an override, because launchers compose each job's config afresh from the
+    overrides); each job then works in the launching process's folder (``hydra.runtime.cwd``)
+    when that folder exists where the job runs (a shared file system).
+
+    hydra-ray-launcher 1.2 also asks every ``ray.init`` for a 75 MB object store, which Ray
+    refuses when it connects to a running cluster (Hydra issue #2893): with an ``address``, the
+    request is dropped.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with read_write(config.hydra), open_dict(config.hydra):
+            self._absolute_sweep_dir(config)
+            init = OmegaConf.select(config, "hydra.launcher.ray.init")
+            if init is not None and init.get("address") and "object_store_memory" not in init:
+                with open_dict(init):
+                    init.object_store_memory = None
+
+    @staticmethod
+    def _absolute_sweep_dir(config: DictConfig) -> None:
+        sweep_dir = str(config.hydra.sweep.dir)
+        if os.path.isabs(sweep_dir) or "'" in sweep_dir or "\\" in sweep_dir:
+            return
+        absolute = os.path.abspath(sweep_dir)
+        config.hydra.sweep.dir = absolute
+        overrides = [
+            override
+            for override in config.hydra.overrides.hydra
+            if not override.startswith("hydra.sweep.dir=")
+        ]
+        config.hydra.overrides.hydra = [*overrides, f"hydra.sweep.dir='{absolute}'"]
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        launched_in = OmegaConf.select(config, "hydra.runtime.cwd")
+        if launched_in and os.path.isdir(launched_in) and launched_in != os.getcwd():
+            os.chdir(launched_in)
 
 
 def _clock(seconds: float) -> str:
