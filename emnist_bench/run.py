@@ -28,6 +28,7 @@ from emnist_bench.rundir import (
     start_run,
     write_json,
 )
+from emnist_bench.tuning.distributed import role as search_role
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """
     cfg = config_lib.with_hparams_file(cfg)
     out = output_dir(cfg)
+    if cfg.tuner.name != "none" and search_role() == "worker":
+        # A worker of keras-tuner's distributed search: the chief owns the folder.
+        from emnist_bench.tuning.worker import run_worker
+
+        return run_worker(cfg, out)
     try:
         with run_lock(out):
             return _run_once(cfg, out)
@@ -140,15 +146,16 @@ def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
     from emnist_bench.evaluate.artifacts import write_run_files
     from emnist_bench.training.fit import build_model, compile_model, fit_model
     from emnist_bench.training.losses import class_prior
-    from emnist_bench.training.runtime import configure_runtime
+    from emnist_bench.training.runtime import configure_runtime, distribution_scope
 
     configure_runtime(cfg.trainer)
     if cfg.tuner.name != "none":
         from emnist_bench.tuning.search import search
 
         cfg = search(cfg, data, out)
-    model = build_model(cfg, data.num_classes)
-    compile_model(model, cfg, class_prior(data.y_train, data.num_classes))
+    with distribution_scope(cfg.trainer.get("strategy")):  # trainer.strategy: mirrored
+        model = build_model(cfg, data.num_classes)
+        compile_model(model, cfg, class_prior(data.y_train, data.num_classes))
     fit = fit_model(model, cfg, data, out)
     metrics = write_run_files(model, cfg, data, out, fit)
     remove_backup(out)  # finished: the next run of this command starts afresh or skips

@@ -60,6 +60,7 @@ class TrainerSchema:
     sample_grid: int = 36
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
+    strategy: str | None = None
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
@@ -57,11 +58,14 @@ def compile_model(model: keras.Model, cfg: DictConfig, prior: np.ndarray | None 
     is needed when ``data.class_weight=logit_adjusted``."""
     name, options = config_lib.optimizer_arguments(cfg)
     smoothing = float(cfg.trainer.get("label_smoothing") or 0.0)
+    steps = int(cfg.trainer.get("steps_per_execution") or 1)
+    if tf.distribute.has_strategy():  # Keras 3 fails there with several (keras#19246)
+        steps = 1
     model.compile(
         optimizer=build_optimizer(name, **options),
         loss=loss_for(cfg.data.get("class_weight"), smoothing, prior),
         metrics=["accuracy"],
-        steps_per_execution=int(cfg.trainer.get("steps_per_execution") or 1),
+        steps_per_execution=steps,
         jit_compile=bool(cfg.trainer.get("jit_compile")),
     )
 

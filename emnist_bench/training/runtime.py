@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 from omegaconf import DictConfig
+
+from emnist_bench.errors import ConfigError
+
+STRATEGIES = ("mirrored",)
 
 
 def configure_runtime(trainer: DictConfig) -> None:
@@ -55,3 +60,23 @@ def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     except (OSError, StopIteration):
         return False
     return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
+def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManager:
+    """The scope a model is built and compiled in for ``trainer.strategy``.
+
+    ``mirrored``: ``tf.distribute.MirroredStrategy`` over the local GPUs, or over the logical
+    CPU devices when there is no GPU and several CPU devices are configured (tests); the model
+    then trains on every device, each batch split between them. ``None``: one device.
+
+    Raises:
+        ConfigError: for an unknown strategy.
+    """
+    if not strategy:
+        return contextlib.nullcontext()
+    if strategy not in STRATEGIES:
+        raise ConfigError(
+            f"trainer.strategy={strategy} must be null or one of: {', '.join(STRATEGIES)}"
+        )
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices]).scope()

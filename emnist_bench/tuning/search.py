@@ -5,7 +5,8 @@ applied (``tuning.space.hparams_fragment``), by the same code as a normal run, a
 trial's fragment is written as ``best_hparams.yaml``: re-training it needs no tuner.
 
 keras-tuner keeps its state in ``tuner/`` and reloads it, so running the same command in the
-same folder keeps every finished trial and runs only the missing ones.
+same folder keeps every finished trial and runs only the missing ones. With keras-tuner's
+``KERASTUNER_*`` variables the search is distributed: one chief, N workers (``distributed``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from emnist_bench.errors import ConfigError, UserError
 from emnist_bench.training.fit import build_model, compile_model
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import class_prior
+from emnist_bench.tuning import distributed
 from emnist_bench.tuning.space import declare_space, hparams_fragment, plain
 
 log = logging.getLogger(__name__)
@@ -71,12 +73,26 @@ def gradient_registry() -> dict[str, Any]:
 
 class _ConfigTuner:
     """Mixed into each keras-tuner tuner: declares the whole space up front, and after each
-    trial frees its Keras state and rewrites ``trials.csv``."""
+    trial frees its Keras state and rewrites ``trials.csv``. In a distributed search the chief
+    serves the oracle (``distributed.serve``) and a worker reports that it is alive."""
 
-    def __init__(self, *, trials_csv: Path, **kwargs):
+    def __init__(self, *, trials_csv: Path, distribution: DictConfig, **kwargs):
         self.trials_csv = trials_csv
+        self.distribution = distribution
         self._gradients_before: set[str] = set()
+        self._heartbeat: distributed.Heartbeat | None = None
         super().__init__(**kwargs)
+        distributed.wait_when_idle(self.oracle)
+
+    def search(self, *fit_args, **fit_kwargs):
+        if distributed.role() != distributed.CHIEF:
+            return super().search(*fit_args, **fit_kwargs)
+        self.save()
+        distributed.serve(
+            self.oracle,
+            self.distribution,
+            on_trial_end=lambda: write_trials_csv(self.oracle, self.trials_csv),
+        )
 
     def _populate_initial_space(self):
         # keras-tuner would build models here to find conditional hyperparameters. The space
@@ -88,8 +104,12 @@ class _ConfigTuner:
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self._gradients_before = set(gradient_registry())
+        every = self.distribution.heartbeat
+        self._heartbeat = distributed.heartbeat(self.oracle, trial.trial_id, every)
 
     def on_trial_end(self, trial):
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         super().on_trial_end(trial)
         trial = self.oracle.get_trial(trial.trial_id)
         if trial.status == "FAILED":  # keras-tuner printed the traceback; trial.json keeps it
@@ -104,7 +124,8 @@ class _ConfigTuner:
                 del registry[name]
         keras.backend.clear_session()
         gc.collect()
-        write_trials_csv(self.oracle, self.trials_csv)
+        if distributed.role() != distributed.WORKER:  # the chief writes it for the workers
+            write_trials_csv(self.oracle, self.trials_csv)
 
 
 class RandomSearch(_ConfigTuner, kt.RandomSearch):
@@ -173,8 +194,10 @@ def _make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.
         max_consecutive_failed_trials=tuner.max_consecutive_failed_trials,
         directory=str(out / "tuner"),
         project_name=f"{cfg.model.family}_{tuner.name}",
-        overwrite=bool(tuner.get("overwrite")),
+        # A worker never starts over: it would delete the chief's state.
+        overwrite=bool(tuner.get("overwrite")) and distributed.role() != distributed.WORKER,
         trials_csv=out / "trials.csv",
+        distribution=tuner.distributed,
         **options,
     )
     built.oracle.max_trials = int(tuner.max_trials)
@@ -251,13 +274,14 @@ def _fit_arguments(cfg: DictConfig, data) -> dict[str, Any]:
     return {**fit_inputs(cfg, data), "epochs": int(tuner.epochs), "callbacks": callbacks}
 
 
-def search(cfg: DictConfig, data, out: Path) -> DictConfig:
+def search(cfg: DictConfig, data, out: Path) -> DictConfig | None:
     """Runs (or resumes) the configured search on the training and validation data.
 
     Writes ``tuner/`` (keras-tuner's state), ``trials.csv`` and ``best_hparams.yaml`` in ``out``.
 
     Returns:
-        ``cfg`` with the best trial's groups in place of its own, ready to re-train.
+        ``cfg`` with the best trial's groups in place of its own, ready to re-train; None in a
+        distributed search's worker, once the chief says the search is over.
 
     Raises:
         ConfigError: for a bad ``tuner`` or ``search_space`` value.
@@ -272,6 +296,8 @@ def search(cfg: DictConfig, data, out: Path) -> DictConfig:
         if "consecutive failures" not in str(error):
             raise
         log.warning("Search stopped: %s", str(error).splitlines()[0])
+    if distributed.role() == distributed.WORKER:
+        return None
     rows = write_trials_csv(tuner.oracle, out / "trials.csv")
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":

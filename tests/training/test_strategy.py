@@ -1,0 +1,82 @@
+"""``trainer.strategy: mirrored`` (tf.distribute): one run spread over the local devices.
+
+Without GPUs, the test gives TensorFlow two logical CPU devices; that must happen before
+TensorFlow initialises, so the run happens in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from emnist_bench.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+TWO_DEVICES = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    made = []
+
+    class Recorded(tf.distribute.MirroredStrategy):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    tf.distribute.MirroredStrategy = Recorded
+
+    from emnist_bench.run import run
+    from tests.configs import compose_config, smoke_overrides
+
+    data, cache, out = map(Path, sys.argv[1:4])
+    extra = ("model=cnn", "trainer.strategy=mirrored", "trainer.sample_grid=4")
+    metrics = run(compose_config(smoke_overrides(data, cache, *extra), out))
+    print(json.dumps({
+        "devices": [list(strategy.extended.worker_devices) for strategy in made],
+        "status": metrics["status"],
+        "test_accuracy": metrics["test_accuracy"],
+    }))
+    """
+)
+
+
+def test_mirrored_spreads_one_run_over_two_devices(smoke_data, proxy_cache, tmp_path):
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-c", TWO_DEVICES, str(smoke_data), str(proxy_cache), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO_ROOT,
+        env={**os.environ, "MPLBACKEND": "Agg", "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # One strategy, over both devices: each batch is split in two, the gradients averaged.
+    assert [[device.rsplit("/", 1)[-1] for device in devices] for devices in result["devices"]] == [
+        ["device:CPU:0", "device:CPU:1"]
+    ]
+    assert result["status"] == "completed" and result["test_accuracy"] > 1 / 47
+    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
+    assert (out / "model.keras").is_file()
+
+
+def test_an_unknown_strategy_is_one_config_error():
+    from emnist_bench.training.runtime import distribution_scope
+
+    with pytest.raises(ConfigError, match="trainer.strategy=parameter_server must be null or"):
+        distribution_scope("parameter_server")
+    with distribution_scope(None):
+        pass  # one device: nothing to set up
