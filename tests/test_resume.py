@@ -88,6 +88,32 @@ def tensorboard_steps(folder: Path, tag: str) -> list[int]:
     ]
 
 
+def test_a_run_stopped_after_its_last_epoch_finishes_without_training_again(
+    smoke_data, proxy_cache, tmp_path, monkeypatch
+):
+    """Stopped while it wrote its files: the backup holds every epoch, the same command only
+    writes the files, with the history as it was."""
+    import emnist_bench.evaluate.artifacts as artifacts
+
+    cfg = compose_config(smoke_overrides(smoke_data, proxy_cache, *TINY), output_dir=tmp_path)
+    with monkeypatch.context() as patch:
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        patch.setattr(artifacts, "write_run_files", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(cfg)
+    before = history_rows(tmp_path)
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "interrupted"
+
+    metrics = run(cfg)
+
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 1
+    assert history_rows(tmp_path) == before
+    assert metrics["train_seconds"] >= float(before[0]["seconds"])
+
+
 def test_sigterm_leaves_a_resumable_folder_and_one_line(smoke_data, proxy_cache, tmp_path, capsys):
     """What SLURM sends before it preempts a job: the run stops, says so in one line, exit 143,
     and the same command goes on from the last finished epoch."""

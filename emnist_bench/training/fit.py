@@ -20,6 +20,7 @@ from emnist_bench.training.callbacks import (
     EpochRecorder,
     RichProgress,
     learning_rate_callback,
+    read_history,
 )
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import loss_for
@@ -121,9 +122,12 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
         shuffle=False,  # the tf.data pipeline reshuffles every epoch
         verbose=0,
     )
-    earlier = sum(row["seconds"] for row in recorder.rows[: backup.resumed_epochs])
+    rows = recorder.rows
+    if backup.resumed_epochs and not rows:  # resumed after its last epoch: nothing to train
+        rows = read_history(out / HISTORY, before=backup.resumed_epochs)
+    earlier = sum(row["seconds"] for row in rows[: backup.resumed_epochs])
     return {
-        "history": recorder.rows,
+        "history": rows,
         "diverged": recorder.diverged,
         "train_seconds": earlier + time.perf_counter() - started,
     }
