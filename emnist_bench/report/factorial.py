@@ -58,10 +58,15 @@ def _design(runs: pd.DataFrame, groups: list[str], base: dict[str, str]) -> tupl
     return np.column_stack(columns), names
 
 
-def _rss(x: np.ndarray, y: np.ndarray) -> float:
-    coefficients, *_ = np.linalg.lstsq(x, y, rcond=None)
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """The residual sum of squares of the least-squares fit, and the rank of ``x``."""
+    coefficients, _, rank, _ = np.linalg.lstsq(x, y, rcond=None)
     residual = y - x @ coefficients
-    return float(residual @ residual)
+    return float(residual @ residual), int(rank)
+
+
+def _rss(x: np.ndarray, y: np.ndarray) -> float:
+    return _fit(x, y)[0]
 
 
 def _without(x: np.ndarray, names: list, group: str) -> np.ndarray:
@@ -69,7 +74,7 @@ def _without(x: np.ndarray, names: list, group: str) -> np.ndarray:
 
 
 def _interactions(runs, groups, base, x, y) -> pd.DataFrame:
-    rss_additive, total = _rss(x, y), float(((y - y.mean()) ** 2).sum())
+    (rss_additive, rank_additive), total = _fit(x, y), float(((y - y.mean()) ** 2).sum())
     rows = []
     for first, second in itertools.combinations(groups, 2):
         terms = [
@@ -77,12 +82,10 @@ def _interactions(runs, groups, base, x, y) -> pd.DataFrame:
             for a in sorted(set(runs[first]) - {base[first]})
             for b in sorted(set(runs[second]) - {base[second]})
         ]
-        full = np.column_stack([x, *terms])
-        dof = len(y) - np.linalg.matrix_rank(full)
-        added = np.linalg.matrix_rank(full) - np.linalg.matrix_rank(x)
+        rss, rank = _fit(np.column_stack([x, *terms]), y)
+        dof, added = len(y) - rank, rank - rank_additive
         if dof <= 0 or added <= 0:
             continue
-        rss = _rss(full, y)
         f = ((rss_additive - rss) / added) / (rss / dof) if rss > 0 else math.inf
         rows.append({
             "interaction": f"{first} x {second}",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from omegaconf import OmegaConf
 
 from emnist_bench.errors import UserError
@@ -47,13 +48,27 @@ def _error_line(error: Any) -> str | None:
     return lines[-1] if lines else None
 
 
-def _load_config(run_dir: Path):
+# libyaml when present: a report reads thousands of config.yaml files.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_config(run_dir: Path) -> dict[str, Any] | None:
+    """A run's resolved config.yaml as plain data (no OmegaConf: it is already resolved)."""
     for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
         try:
-            return OmegaConf.load(path)
-        except OSError:
+            loaded = yaml.load(path.read_text(), Loader=_YAML_LOADER)
+        except (OSError, yaml.YAMLError):
             continue
+        if isinstance(loaded, dict):
+            return loaded
     return None
+
+
+def _select(cfg: dict[str, Any], key: str) -> Any:
+    """``cfg["data"]["root"]`` for ``data.root``; None where a level is missing."""
+    for part in key.split("."):
+        cfg = cfg.get(part) if isinstance(cfg, dict) else None
+    return cfg
 
 
 def run_row(run_dir: Path, label: str) -> dict[str, Any]:
@@ -72,11 +87,11 @@ def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     row["code"] = provenance.get("git_commit")
     row["num_classes"] = len(metrics["per_class"]) if metrics.get("per_class") else None
     if cfg is not None:
-        row["seed"] = OmegaConf.select(cfg, "trainer.seed")
-        row["epochs"] = OmegaConf.select(cfg, "trainer.epochs")
-        root = OmegaConf.select(cfg, "data.root")
-        row["data"] = f"{Path(str(root)).name}/{OmegaConf.select(cfg, 'data.split')}"
-        row["subset"] = OmegaConf.select(cfg, "data.subset")
+        row["seed"] = _select(cfg, "trainer.seed")
+        row["epochs"] = _select(cfg, "trainer.epochs")
+        root = _select(cfg, "data.root")
+        row["data"] = f"{Path(str(root)).name}/{_select(cfg, 'data.split')}"
+        row["subset"] = _select(cfg, "data.subset")
     if row["status"] != COMPLETED:
         row.update(dict.fromkeys(SCORES))
     return row
@@ -223,16 +238,17 @@ def data_description(summary: pd.DataFrame, short: bool = False) -> str:
         cfg = _load_config(Path(path))
         if cfg is None:
             continue
-        source = Path(str(cfg.data.root)).name or str(cfg.data.root)
-        epochs = int(cfg.trainer.epochs)
+        root = str(_select(cfg, "data.root"))
+        source = Path(root).name or root
+        epochs = int(_select(cfg, "trainer.epochs") or 0)
         epochs_text = f"{epochs} epoch{'s' if epochs != 1 else ''}"
         sizes = ""
         if "train_samples" in metrics:
             sizes = f"{metrics['train_samples']:,} train / {metrics['test_samples']:,} test images"
         if short:
             return ", ".join(part for part in (source, sizes, epochs_text, seeds_text) if part)
-        subset = cfg.data.get("subset")
-        split = f"{cfg.data.split} split" + (
+        subset = _select(cfg, "data.subset")
+        split = f"{_select(cfg, 'data.split')} split" + (
             f", at most {subset} training images per class" if subset else ""
         )
         if sizes:
