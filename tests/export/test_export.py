@@ -99,7 +99,19 @@ def test_a_mixed_precision_model_is_exported_in_float32(cnn_run):
     np.testing.assert_array_equal(exported.get_weights()[0], model.get_weights()[0])
 
 
-def test_augmentation_layers_are_left_out_of_the_exported_files(tmp_path):
+@pytest.fixture
+def float32_policy():
+    """Keras' global dtype policy at float32 for the test (an earlier run in this process may
+    have left it at mixed_bfloat16), restored afterwards."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_augmentation_layers_are_left_out_of_the_exported_files(tmp_path, float32_policy):
     import keras
 
     inputs = keras.Input((28, 28), name="pixels")
