@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def ray_head():
         head.kill()
         head.wait()
     log.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @needs("hydra_ray_launcher", "ray")
