@@ -75,6 +75,9 @@ def open_run(run_dir: Path | str) -> SavedRun:
     run_dir = Path(run_dir)
     cfg = read_config(run_dir)
     classes = read_classes(run_dir, cfg)
+    from emnist_bench.backend import import_tensorflow
+
+    import_tensorflow()  # quietly, for predict, export and serve alike
     import keras
 
     model = keras.saving.load_model(run_dir / MODEL, compile=False)  # using it needs no loss

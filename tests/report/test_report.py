@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -21,6 +20,7 @@ from emnist_bench.report.effects import best_options, technique_effects
 from emnist_bench.report.factorial import fit_all
 from emnist_bench.report.html import RUN_PLOTS
 from emnist_bench.report.runs import load_summary
+from tests.chromium import CHROMIUM, FLAGS
 from tests.configs import compose_config
 from tests.fake_runs import BASE, write_run
 
@@ -362,25 +362,11 @@ window.addEventListener("load", () => {
 
 
 def _chromium(*arguments: str, profile: Path) -> subprocess.CompletedProcess:
-    command = [
-        shutil.which("chromium"),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        *arguments,
-    ]
+    command = [CHROMIUM, "--headless", *FLAGS, f"--user-data-dir={profile}", *arguments]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium not installed (.ci/run installs it)"
-)
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
 def test_report_renders_in_headless_chromium_with_every_image_loaded(sweep: Path, tmp_path: Path):
     from matplotlib.image import imread
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,19 +18,9 @@ import pytest
 from emnist_bench.predict.command import predict_files
 from emnist_bench.serve import command
 from emnist_bench.serve.web import STATIC
+from tests.chromium import CHROMIUM, FLAGS
 from tests.predict.scans import render_scan
 
-CHROMIUM = shutil.which("chromium")
-# The flags the report's Chromium test uses: nothing reaches the network, no first-run work.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # A "7" and a "T" as strokes on the 280-pixel pad: lists of (x, y) points, one list per stroke.
 SEVEN = [[(60, 50), (220, 50), (120, 240)]]
 TEE = [[(50, 50), (230, 50)], [(140, 50), (140, 240)]]
@@ -163,7 +152,7 @@ def test_strokes_drawn_in_chromium_get_the_answer_predict_gives(server, cnn_run,
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_FLAGS, has_touch=True,
+            args=FLAGS, has_touch=True,
         )  # fmt: skip
         try:
             page = browser.new_page()
