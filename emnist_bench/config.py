@@ -90,6 +90,11 @@ def validate(cfg: DictConfig) -> None:
             )
     else:
         raise ConfigError(f"model.family={model.family} must be mlp or cnn")
+    if model.get("members", 1) < 1:
+        raise ConfigError(
+            f"model.members={model.members} must be a whole number >= 1 (1: one network, "
+            "2 or more: an ensemble of that many)"
+        )
     if any(units < 1 for units in _all_units(model)):
         raise ConfigError("model layer sizes must be positive whole numbers")
     _check_rate(cfg.dropout.rate, "dropout.rate")

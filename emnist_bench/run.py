@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
-from emnist_bench.data import load_dataset
+from emnist_bench.data import load_dataset, resolve_cache_dir
 from emnist_bench.errors import UserError, environment_fault
 from emnist_bench.rundir import (
     INTERRUPTED,
@@ -146,9 +146,14 @@ def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
     from emnist_bench.evaluate.artifacts import write_run_files
     from emnist_bench.training.fit import build_model, compile_model, fit_model
     from emnist_bench.training.losses import class_prior
+    from emnist_bench.training.precision import choose_precision
     from emnist_bench.training.runtime import configure_runtime, distribution_scope
 
     configure_runtime(cfg.trainer)
+    import keras
+
+    policy = choose_precision(cfg, data.num_classes, len(data.y_train), resolve_cache_dir(cfg.data))
+    keras.mixed_precision.set_global_policy(policy)
     if cfg.tuner.name != "none":
         from emnist_bench.tuning.search import search
 

@@ -61,6 +61,7 @@ class TrainerSchema:
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     strategy: str | None = None
+    callbacks: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +100,7 @@ class MLPSchema:
     # Per-layer overrides (one entry per hidden layer); null = the technique groups' values.
     activations: list[str] | None = None
     dropout_rates: list[float] | None = None
+    members: int = 1
 
 
 @dataclass
@@ -118,6 +120,7 @@ class CNNSchema:
     conv_dropout_rates: list[float] | None = None
     dense_activations: list[str] | None = None
     dense_dropout_rates: list[float] | None = None
+    members: int = 1
 
 
 SCHEMAS = {

@@ -151,3 +151,56 @@ def test_pool_after_places_pooling_after_the_numbered_blocks():
     assert [layer.output.shape[1] for layer in layers_of(pairs, keras.layers.Conv2D)] == [
         28, 28, 14, 14,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_fused_batch_norm_trains_as_keras_batch_norm_does(policy):
+    """The fused kernel gives Keras's outputs, gradients and moving statistics (up to the
+    n / (n - 1) of the fused kernel's variance, 1.0003 here), in float32 and bfloat16."""
+    from emnist_bench.models import FusedBatchNormalization
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        rng = np.random.default_rng(0)
+        x = rng.normal(2.0, 3.0, (64, 7, 7, 8)).astype("float32")
+        weights = rng.normal(0.0, 1.0, x.shape).astype("float32")  # a loss with real gradients
+        plain = keras.layers.BatchNormalization(momentum=0.9)
+        fused = FusedBatchNormalization(momentum=0.9)
+        import tensorflow as tf
+
+        results = []
+        for layer in (plain, fused):
+            layer.build(x.shape)
+            inputs = tf.constant(x, dtype=layer.compute_dtype)
+            with tf.GradientTape() as tape:
+                tape.watch(inputs)
+                outputs = layer(inputs, training=True)
+                loss = tf.reduce_sum(tf.cast(outputs, "float32") * weights)
+            gradients = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+            results.append([np.asarray(tf.cast(t, "float32")) for t in (outputs, *gradients)])
+        tolerance = 1e-4 if policy == "float32" else 0.05
+        for ours, theirs in zip(results[1], results[0], strict=True):
+            np.testing.assert_allclose(ours, theirs, atol=tolerance * max(1, np.abs(theirs).max()))
+        np.testing.assert_allclose(fused.moving_mean, plain.moving_mean, atol=1e-5)
+        np.testing.assert_allclose(fused.moving_variance, plain.moving_variance, rtol=1e-3)
+        inference = [np.asarray(layer(x, training=False), "float32") for layer in (plain, fused)]
+        np.testing.assert_allclose(inference[1], inference[0], atol=tolerance * 10)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_cnn_batch_norm_is_the_fused_layer():
+    from emnist_bench.models import FusedBatchNormalization
+
+    model, _ = build("model=cnn", "batch_norm=on")
+    assert layers_of(model, FusedBatchNormalization)
+
+
+def test_members_build_an_ensemble_of_the_configured_network():
+    from emnist_bench.ensemble import Ensemble
+
+    model, _ = build("+experiment=best_cnn", "model.members=3")
+    assert isinstance(model, Ensemble)
+    assert [member.name for member in model.members] == ["best_cnn_1", "best_cnn_2", "best_cnn_3"]
+    single, _ = build("+experiment=best_cnn")
+    assert model.count_params() == 3 * single.count_params()

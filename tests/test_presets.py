@@ -1,8 +1,10 @@
-"""The best presets (``+experiment=best_cnn``, ``+experiment=best_mlp``) build what they claim."""
+"""The best presets (``+experiment=best_cnn``, ``best_mlp``) and the speedrun
+(``+experiment=speedrun_cnn``) build what they claim."""
 
 from __future__ import annotations
 
 import keras
+import pytest
 
 from emnist_bench import config as config_lib
 from emnist_bench.training import fit as training
@@ -11,8 +13,9 @@ from tests.configs import compose_config
 NUM_CLASSES = 47
 
 
-def test_best_cnn_is_convolutions_and_a_dense_head():
-    cfg = compose_config(["+experiment=best_cnn"])
+@pytest.mark.parametrize("preset", ["best_cnn", "speedrun_cnn"])
+def test_cnn_presets_are_convolutions_and_a_dense_head(preset):
+    cfg = compose_config([f"+experiment={preset}"])
     config_lib.validate(cfg)
     model = training.build_model(cfg, NUM_CLASSES)
     kinds = [type(layer) for layer in model.layers]
@@ -33,3 +36,10 @@ def test_best_mlp_has_only_dense_layers_with_batch_norm_and_dropout():
     assert all(isinstance(layer, allowed) for layer in model.layers)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert len(dense) == len(cfg.model.hidden_units) + 1 >= 4
+
+
+def test_the_speedrun_trains_a_fixed_number_of_epochs():
+    """Its 10-minute budget is for a known amount of work: no early stop cuts it short."""
+    cfg = compose_config(["+experiment=speedrun_cnn"])
+    assert not cfg.trainer.early_stopping.enabled and cfg.lr_schedule.name == "cosine"
+    assert cfg.model.name == "speedrun_cnn" and cfg.model.family == "cnn"

@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
 from emnist_bench import models
+from emnist_bench.errors import ConfigError
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
 from emnist_bench.training.callbacks import (
     EpochBackup,
@@ -46,7 +47,16 @@ def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
     arguments = config_lib.model_arguments(cfg, num_classes)
     arguments["augmentation"] = augmentation_layers(cfg.augment)
     builder = models.build_mlp if cfg.model.family == "mlp" else models.build_cnn
-    return builder(**arguments)
+    members = int(cfg.model.get("members") or 1)
+    if members == 1:
+        return builder(**arguments)
+    from emnist_bench.ensemble import Ensemble
+
+    name = arguments.pop("name")
+    return Ensemble(
+        [builder(**arguments, name=f"{name}_{member}") for member in range(1, members + 1)],
+        name=name,
+    )
 
 
 def build_optimizer(name: str, **options: Any) -> keras.optimizers.Optimizer:
@@ -69,6 +79,31 @@ def compile_model(model: keras.Model, cfg: DictConfig, prior: np.ndarray | None 
         steps_per_execution=steps,
         jit_compile=bool(cfg.trainer.get("jit_compile")),
     )
+
+
+def user_callbacks(specs) -> list[keras.callbacks.Callback]:
+    """``trainer.callbacks``: Keras callbacks from Hydra ``_target_`` specs.
+
+    Raises:
+        ConfigError: naming the entry that cannot be made, or is not a Keras callback.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    made = []
+    for index, spec in enumerate(specs):
+        where = f"trainer.callbacks[{index}]"
+        try:
+            callback = instantiate(spec)
+        except InstantiationException as error:
+            reason = str(error).strip().splitlines()[0]
+            raise ConfigError(f"{where}: {reason}") from None
+        if not isinstance(callback, keras.callbacks.Callback):
+            raise ConfigError(
+                f"{where} made a {type(callback).__name__}, not a keras.callbacks.Callback"
+            )
+        made.append(callback)
+    return made
 
 
 def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str, Any]:
@@ -114,6 +149,7 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
     if interactive:
         steps = -(-len(data.y_train) // int(trainer.batch_size))
         callbacks.append(RichProgress(int(trainer.epochs), steps))
+    callbacks.extend(user_callbacks(trainer.get("callbacks") or []))
     started = time.perf_counter()
     model.fit(
         **inputs,

@@ -35,12 +35,12 @@ def configure_runtime(trainer: DictConfig) -> None:
 
 
 def precision_policy(precision: str | None) -> str:
-    """The Keras dtype policy for ``trainer.precision``; ``auto`` picks by hardware.
+    """The Keras dtype policy for ``trainer.precision``; ``auto`` guesses from the hardware.
 
     ``auto``: ``mixed_float16`` on a GPU; ``mixed_bfloat16`` on a CPU with native bfloat16
-    instructions (AVX512-BF16 or AMX), where oneDNN runs the matrix and convolution work about
-    twice as fast at the same accuracy per epoch (benchmarks/speed.py); else ``float32``.
-    Variables stay float32 under either mixed policy.
+    instructions (AVX512-BF16 or AMX); else ``float32``. A run then replaces the guess with a
+    measurement for its own model (:mod:`emnist_bench.training.precision`); tuner trials and
+    benchmarks keep it. Variables stay float32 under either mixed policy.
     """
     if precision != "auto":
         return precision or "float32"

@@ -78,3 +78,31 @@ def test_weight_decay_reaches_the_optimizer():
     training.compile_model(model, cfg)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.optimizer.weight_decay == pytest.approx(0.003)
+
+
+def test_trainer_callbacks_are_made_from_hydra_targets(tmp_path):
+    cfg = compose_config(
+        [
+            "trainer.callbacks=[{_target_:keras.callbacks.ModelCheckpoint,"
+            f"filepath:'{tmp_path}/{{epoch:02d}}.weights.h5',save_weights_only:true}}]"
+        ]
+    )
+    (made,) = training.user_callbacks(cfg.trainer.callbacks)
+    assert isinstance(made, keras.callbacks.ModelCheckpoint)
+    assert made.filepath == f"{tmp_path}/{{epoch:02d}}.weights.h5" and made.save_weights_only
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{_target_:keras.callbacks.NoSuchCallback}", r"trainer.callbacks\[0\]: .*NoSuchCallback"),
+        ("{_target_:collections.OrderedDict}", r"made a OrderedDict, not a keras.callbacks"),
+    ],
+)
+def test_a_wrong_trainer_callback_is_one_config_error(spec, message):
+    from emnist_bench.errors import ConfigError
+
+    cfg = compose_config([f"trainer.callbacks=[{spec}]"])
+    with pytest.raises(ConfigError, match=message) as error:
+        training.user_callbacks(cfg.trainer.callbacks)
+    assert "\n" not in str(error.value)

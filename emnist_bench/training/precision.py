@@ -1,0 +1,160 @@
+"""``trainer.precision=auto``: the fastest dtype policy for this model on this machine, measured.
+
+Whether bfloat16 pays on a CPU depends on the CPU and on the model: on the 2 cores of an Intel
+Xeon with AMX it halved a ``cnn_baseline`` epoch, on an AMD EPYC with AVX512-BF16 it saved a
+fifth, and for a batch-normalized ``best_cnn`` there it saved nothing. So ``auto`` does not
+guess from the CPU flags alone. On a CPU that has native bfloat16, the first run of a model
+times a few training steps in each candidate policy (alternating, median of three rounds) and
+keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what every
+other machine gives) stays. The choice is cached per CPU model, TensorFlow version, thread
+pools, model and batch size in ``precision.json`` in the data cache folder, so a sweep measures
+each architecture once. On a GPU ``auto`` is mixed float16; on a CPU without bfloat16, float32.
+A short run (fewer than ``MEASURE_FROM`` training images over all its epochs: smoke runs, tests)
+is not worth the half minute a measurement takes and goes by the CPU flags, as ``auto`` did
+before it measured: bfloat16 where the CPU has it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+from omegaconf import DictConfig, OmegaConf
+
+from emnist_bench import config as config_lib
+from emnist_bench.provenance import cpu_model
+from emnist_bench.rundir import write_json
+from emnist_bench.training.runtime import cpu_has_bfloat16
+
+log = logging.getLogger(__name__)
+
+CACHE = "precision.json"
+CPU_CANDIDATES = ("float32", "mixed_bfloat16")
+MARGIN = 0.05
+"""bfloat16 is chosen only when its step is at least this much faster than float32's."""
+MEASURE_FROM = 200_000
+"""Training images (epochs x split size) from which a run measures: about two full epochs."""
+ROUNDS = 3
+EXECUTIONS = 2
+"""Timed calls into TensorFlow per round, each ``trainer.steps_per_execution`` steps."""
+
+
+def measurement_key(cfg: DictConfig, num_classes: int) -> str:
+    """What the measured speeds depend on: machine, TensorFlow, threads, model and batch."""
+    threads = tf.config.threading
+    described = {
+        "cpu": cpu_model(),
+        "tensorflow": tf.__version__,
+        "threads": [
+            threads.get_intra_op_parallelism_threads(),
+            threads.get_inter_op_parallelism_threads(),
+        ],
+        "model": config_lib.model_arguments(cfg, num_classes),
+        "members": int(cfg.model.get("members") or 1),
+        "augment": OmegaConf.to_container(cfg.augment, resolve=True),
+        "batch_size": int(cfg.trainer.batch_size),
+        "steps_per_execution": int(cfg.trainer.get("steps_per_execution") or 1),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...]) -> dict:
+    """Median seconds per training step of the run's model in each of ``policies``, timed in
+    alternating rounds on random pixels (the speed does not depend on the values)."""
+    from emnist_bench.training.fit import build_model, compile_model
+
+    batch = int(cfg.trainer.batch_size)
+    steps = int(cfg.trainer.get("steps_per_execution") or 1)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, num_classes, batch)
+    smoothing = bool(cfg.trainer.get("label_smoothing"))
+    targets = np.eye(num_classes, dtype=np.float32)[labels] if smoothing else labels
+    dataset = tf.data.Dataset.from_tensors((images, targets)).repeat()
+    prior = np.full(num_classes, 1.0 / num_classes)
+    models = {}
+    for policy in policies:
+        keras.mixed_precision.set_global_policy(policy)
+        model = build_model(cfg, num_classes)
+        compile_model(model, cfg, prior)
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # traces the step
+        models[policy] = model
+    times: dict[str, list[float]] = {policy: [] for policy in policies}
+    for _ in range(ROUNDS):
+        for policy, model in models.items():
+            started = time.perf_counter()
+            model.fit(dataset, steps_per_epoch=steps * EXECUTIONS, epochs=1, verbose=0)
+            times[policy].append((time.perf_counter() - started) / (steps * EXECUTIONS))
+    return {policy: statistics.median(values) for policy, values in times.items()}
+
+
+def fastest(seconds: dict[str, float]) -> str:
+    """float32 unless bfloat16's step is at least ``MARGIN`` faster."""
+    if seconds["mixed_bfloat16"] <= seconds["float32"] * (1 - MARGIN):
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def choose_precision(
+    cfg: DictConfig,
+    num_classes: int,
+    train_images: int,
+    cache_dir: Path | None,
+    measure: Callable[..., dict] = seconds_per_step,
+) -> str:
+    """The dtype policy for ``trainer.precision`` (see the module's docstring).
+
+    Measuring builds throw-away models, so afterwards Keras's session is cleared and the run's
+    seed set again: a run's initial weights do not depend on whether the choice was cached.
+    """
+    precision = cfg.trainer.get("precision") or "float32"
+    if precision != "auto":
+        return precision
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    if not cpu_has_bfloat16():
+        return "float32"
+    if train_images * int(cfg.trainer.epochs) < MEASURE_FROM:
+        return "mixed_bfloat16"
+    key = measurement_key(cfg, num_classes)
+    path = cache_dir / CACHE if cache_dir else None
+    cached = _read(path)
+    if key in cached:
+        return cached[key]["policy"]
+    seconds = measure(cfg, num_classes, CPU_CANDIDATES)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(int(cfg.trainer.seed))
+    policy = fastest(seconds)
+    log.info(
+        "trainer.precision=auto: %s (seconds per step: %s), measured for this model on %s",
+        policy,
+        ", ".join(f"{name} {value:.4f}" for name, value in seconds.items()),
+        cpu_model(),
+    )
+    if path is not None:
+        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu_model()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(path, {**_read(path), key: entry})
+        except OSError as error:  # a read-only cache: measure again next time
+            log.warning("Could not keep the precision measurement in %s: %s", path, error)
+    return policy
+
+
+def _read(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}

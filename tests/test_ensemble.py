@@ -1,0 +1,100 @@
+"""The ensemble model (``model.members``): independent members, the mean as its output, and a
+saved model that loads, predicts and rebuilds in float32 like any other run's."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from emnist_bench.ensemble import Ensemble
+from emnist_bench.export.formats import float32_model
+from emnist_bench.models import build_mlp
+from emnist_bench.run import run
+from tests.configs import compose_config, smoke_overrides
+
+
+def tiny_mlp(name: str, seed: int, l2: float = 0.0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    return build_mlp(num_classes=5, hidden_units=[16, 12, 8], l2=l2, name=name)
+
+
+def batch(seed: int = 0, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (size, 28, 28), dtype=np.uint8), rng.integers(0, 5, size)
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_the_output_is_the_mean_of_the_members():
+    members = [tiny_mlp("a", 1), tiny_mlp("b", 2)]
+    model = Ensemble(members, name="pair")
+    x, _ = batch()
+    each = [member.predict(x, verbose=0) for member in members]
+    assert not np.allclose(each[0], each[1])  # different initial weights
+    np.testing.assert_allclose(model.predict(x, verbose=0), np.mean(each, axis=0), atol=1e-6)
+    assert model.output_shape == (None, 5) and model.input_shape == (None, 28, 28)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_each_member_trains_exactly_as_it_would_alone(l2):
+    """One SGD step of the ensemble moves each member's weights as one step of that member
+    alone on the same batch: a member's loss never reaches another member's gradient."""
+    x, y = batch()
+    members = [tiny_mlp("a", 1, l2), tiny_mlp("b", 2, l2)]
+    alone = [tiny_mlp("a", 1, l2), tiny_mlp("b", 2, l2)]
+    model = Ensemble(members)
+    for network in (model, *alone):
+        network.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+    reported = model.train_on_batch(x, y)
+    own = [network.train_on_batch(x, y) for network in alone]
+    for member, single in zip(members, alone, strict=True):
+        for ours, theirs in zip(member.get_weights(), single.get_weights(), strict=True):
+            np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    if not l2:  # the reported loss is one network's: the members' mean
+        assert reported == pytest.approx(float(np.mean(own)), rel=1e-4)
+
+
+def test_save_load_and_float32_rebuild_keep_the_predictions(tmp_path):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    model = Ensemble([tiny_mlp("a", 1), tiny_mlp("b", 2)])
+    x, _ = batch()
+    expected = model.predict(x, verbose=0)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert isinstance(loaded, Ensemble) and [m.name for m in loaded.members] == ["a", "b"]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    rebuilt = float32_model(loaded)
+    assert all(layer.dtype_policy.name == "float32" for layer in rebuilt.layers)
+    np.testing.assert_allclose(rebuilt.predict(x, verbose=0), expected, atol=0.02)
+
+
+def test_one_member_is_refused():
+    with pytest.raises(ValueError, match="at least 2 members"):
+        Ensemble([tiny_mlp("a", 1)])
+
+
+def test_model_members_must_be_positive():
+    from emnist_bench.config import validate
+    from emnist_bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.members=0 must be a whole number >= 1"):
+        validate(compose_config(["model.members=0"]))
+
+
+def test_a_run_with_members_trains_and_scores_the_ensemble(smoke_data, proxy_cache, tmp_path):
+    cfg = compose_config(
+        ["model=mlp", "model.members=2", *smoke_overrides(smoke_data, proxy_cache)], tmp_path
+    )
+    run(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    model = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    assert isinstance(model, Ensemble) and len(model.members) == 2
+    assert metrics["params"] == model.count_params()
+    assert model.count_params() == 2 * model.members[0].count_params()
