@@ -11,8 +11,9 @@ The notebook's way is ``benchmarks/speed.py``'s (float arrays, one-hot labels, b
 scored after every epoch outside the timed part.
 
 A finished run is not trained again (the command line skips it), so the same command resumes an
-interrupted benchmark and adds seeds to an earlier one. Writes ``results.json``, ``curves.csv``,
-``summary.md`` and ``time_to_accuracy.png`` to ``--out``.
+interrupted benchmark; runs of earlier invocations (other recipes or seeds) stay in the results,
+so the recipes can be run one at a time, each with the machine to itself. Writes
+``results.json``, ``curves.csv``, ``summary.md`` and ``time_to_accuracy.png`` to ``--out``.
 
     python benchmarks/time_to_accuracy.py --root ../shared/data/emnist-proxy --seeds 1 2 3
 """
@@ -56,10 +57,10 @@ def train_preset(name: str, seed: int, root: str, out: Path, overrides: list[str
         "-m",
         "emnist_bench",
         f"+experiment={name}",
-        f"data.root={root}",
+        f"data.root={Path(root).resolve()}",
         f"trainer.seed={seed}",
         checkpoint_override(folder),
-        f"hydra.run.dir={folder}",
+        f"hydra.run.dir='{folder}'",
         *overrides,
     ]
     print(f"{name}, seed {seed}: {' '.join(command[2:])}", flush=True)
@@ -90,12 +91,14 @@ def preset_curve(folder: Path, x_test, y_test) -> dict:
     }
 
 
-def notebook_curve(root: str, seed: int, epochs: int) -> dict:
+def notebook_curve(root: str, seed: int, epochs: int, overrides: list[str]) -> dict:
+    """The notebook's way on the preset runs' data split (``overrides`` may change it)."""
     from speed import compose, notebook_way
 
     from emnist_bench.data import load_dataset
 
-    cfg = compose([f"data.root={root}", "+experiment=cnn_baseline", f"trainer.seed={seed}"])
+    base = [f"data.root={root}", "+experiment=cnn_baseline", f"trainer.seed={seed}"]
+    cfg = compose([*base, *overrides])
     data = load_dataset(cfg.data, seed=seed)
     run = notebook_way(cfg, data, target=1.01, max_epochs=epochs)  # never stops early
     return {
@@ -209,20 +212,22 @@ def main() -> None:
     from rich.table import Table
     from speed import compose, machine
 
-    from emnist_bench.data import load_dataset
+    from emnist_bench.data import load_test
 
-    cfg = compose([f"data.root={args.root}"])
-    data = load_dataset(cfg.data, seed=1)
+    test, _ = load_test(compose([f"data.root={args.root}"]).data)
+    # Runs of earlier invocations (other recipes or seeds) stay in the results and the figure.
+    runs = previous.get("runs", {})
+    seeds = sorted({*previous.get("seeds", []), *map(str, args.seeds)}, key=int)
     results = {"machine": machine(), "root": args.root, "overrides": args.overrides,
-               "seeds": [str(seed) for seed in args.seeds], "runs": {}}  # fmt: skip
+               "seeds": seeds, "runs": runs}  # fmt: skip
     for recipe in args.recipes:
         for seed in args.seeds:
             if recipe == "notebook":
                 kept = previous.get("runs", {}).get("notebook", {}).get(str(seed))
-                run = kept or notebook_curve(args.root, seed, args.notebook_epochs)
+                run = kept or notebook_curve(args.root, seed, args.notebook_epochs, args.overrides)
             else:
                 folder = train_preset(recipe, seed, args.root, out, args.overrides)
-                run = preset_curve(folder, data.x_test, data.y_test)
+                run = preset_curve(folder, test.images, test.labels)
             results["runs"].setdefault(recipe, {})[str(seed)] = run
             results_path.write_text(json.dumps(results, indent=2) + "\n")
 
