@@ -70,14 +70,13 @@ def train_preset(name: str, seed: int, root: str, out: Path, overrides: list[str
 
 def preset_curve(folder: Path, x_test, y_test) -> dict:
     """Each kept epoch scored on the test split, against the cumulative training seconds."""
-    import keras
-
     from emnist_bench.evaluate.metrics import predict
+    from emnist_bench.models import load_model
 
     metrics = json.loads((folder / "metrics.json").read_text())
     with (folder / "history.csv").open() as file:
         seconds = [float(row["seconds"]) for row in csv.DictReader(file)]
-    model = keras.saving.load_model(folder / "model.keras", compile=False)
+    model = load_model(folder / "model.keras")
     accuracies = []
     for epoch in range(1, len(seconds) + 1):
         model.load_weights(folder / "epochs" / f"{epoch:03d}.weights.h5")

@@ -229,3 +229,11 @@ def build_cnn(
         )
     outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def load_model(path) -> keras.Model:
+    """A run's saved model (without its loss), with this package's layers known to Keras: the
+    fused batch norm here and the ensemble (``emnist_bench.ensemble``)."""
+    from emnist_bench import ensemble  # noqa: F401  (registers Ensemble with Keras)
+
+    return keras.saving.load_model(path, compile=False)

@@ -4,10 +4,13 @@ saved model that loads, predicts and rebuilds in float32 like any other run's.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from emnist_bench.ensemble import Ensemble
 from emnist_bench.export.formats import float32_model
@@ -69,6 +72,10 @@ def test_save_load_and_float32_rebuild_keep_the_predictions(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     assert isinstance(loaded, Ensemble) and [m.name for m in loaded.members] == ["a", "b"]
     np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+    again = Ensemble([tiny_mlp("a", 5), tiny_mlp("b", 6)])  # what a resumed run restores into
+    model.save_weights(tmp_path / "backup.weights.h5")
+    again.load_weights(tmp_path / "backup.weights.h5")
+    np.testing.assert_allclose(again.predict(x, verbose=0), expected, atol=1e-6)
     rebuilt = float32_model(loaded)
     assert all(layer.dtype_policy.name == "float32" for layer in rebuilt.layers)
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), expected, atol=0.02)
@@ -88,9 +95,10 @@ def test_model_members_must_be_positive():
 
 
 def test_a_run_with_members_trains_and_scores_the_ensemble(smoke_data, proxy_cache, tmp_path):
-    cfg = compose_config(
-        ["model=mlp", "model.members=2", *smoke_overrides(smoke_data, proxy_cache)], tmp_path
-    )
+    """The whole path: a run of a batch-normalized CNN ensemble, then predict in a fresh process
+    (which must know the package's own layers to load the model)."""
+    overrides = ["model=cnn", "batch_norm=on", "model.members=2"]
+    cfg = compose_config([*overrides, *smoke_overrides(smoke_data, proxy_cache)], tmp_path)
     run(cfg)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["status"] == "completed"
@@ -98,3 +106,15 @@ def test_a_run_with_members_trains_and_scores_the_ensemble(smoke_data, proxy_cac
     assert isinstance(model, Ensemble) and len(model.members) == 2
     assert metrics["params"] == model.count_params()
     assert model.count_params() == 2 * model.members[0].count_params()
+    image = tmp_path / "stroke.png"
+    pixels = np.full((40, 40), 255, np.uint8)
+    pixels[8:32, 18:22] = 0  # a dark vertical stroke on white paper
+    Image.fromarray(pixels).save(image)
+    result = subprocess.run(
+        [sys.executable, "-m", "emnist_bench.predict", str(tmp_path), str(image), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(json.loads(result.stdout)["top"]) == 3

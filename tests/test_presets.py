@@ -18,7 +18,9 @@ def test_cnn_presets_are_convolutions_and_a_dense_head(preset):
     cfg = compose_config([f"+experiment={preset}"])
     config_lib.validate(cfg)
     model = training.build_model(cfg, NUM_CLASSES)
-    kinds = [type(layer) for layer in model.layers]
+    members = getattr(model, "members", [model])  # best_cnn is an ensemble
+    assert len(members) == cfg.model.members
+    kinds = [type(layer) for layer in members[0].layers]
     convs = [i for i, kind in enumerate(kinds) if kind is keras.layers.Conv2D]
     dense = [i for i, kind in enumerate(kinds) if kind is keras.layers.Dense]
     assert len(convs) == len(cfg.model.conv_filters) >= 2

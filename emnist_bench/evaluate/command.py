@@ -87,10 +87,10 @@ def load_saved_model(path: Path):
     from emnist_bench.backend import import_tensorflow
 
     import_tensorflow()
-    import keras
+    from emnist_bench.models import load_model
 
     try:
-        return keras.saving.load_model(path, compile=False)
+        return load_model(path)
     except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         problem = lines[0] if lines else type(error).__name__

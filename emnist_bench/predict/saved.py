@@ -78,9 +78,9 @@ def open_run(run_dir: Path | str) -> SavedRun:
     from emnist_bench.backend import import_tensorflow
 
     import_tensorflow()  # quietly, for predict, export and serve alike
-    import keras
+    from emnist_bench.models import load_model
 
-    model = keras.saving.load_model(run_dir / MODEL, compile=False)  # using it needs no loss
+    model = load_model(run_dir / MODEL)
     outputs = model.output_shape[-1]
     if outputs != len(classes):
         raise UserError(

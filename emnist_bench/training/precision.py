@@ -86,13 +86,15 @@ def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...
         keras.mixed_precision.set_global_policy(policy)
         model = build_model(cfg, num_classes)
         compile_model(model, cfg, prior)
-        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)  # traces the step
+        model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)  # traces
         models[policy] = model
     times: dict[str, list[float]] = {policy: [] for policy in policies}
     for _ in range(ROUNDS):
         for policy, model in models.items():
             started = time.perf_counter()
-            model.fit(dataset, steps_per_epoch=steps * EXECUTIONS, epochs=1, verbose=0)
+            model.fit(
+                dataset, steps_per_epoch=steps * EXECUTIONS, epochs=1, verbose=0, shuffle=False
+            )
             times[policy].append((time.perf_counter() - started) / (steps * EXECUTIONS))
     return {policy: statistics.median(values) for policy, values in times.items()}
 
