@@ -202,5 +202,5 @@ def test_members_build_an_ensemble_of_the_configured_network():
     model, _ = build("+experiment=best_cnn", "model.members=3")
     assert isinstance(model, Ensemble)
     assert [member.name for member in model.members] == ["best_cnn_1", "best_cnn_2", "best_cnn_3"]
-    single, _ = build("+experiment=best_cnn")
+    single, _ = build("+experiment=best_cnn", "model.members=1")
     assert model.count_params() == 3 * single.count_params()
