@@ -33,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from emnist_bench import config as config_lib
 from emnist_bench.provenance import cpu_model
 from emnist_bench.rundir import write_json
-from emnist_bench.training.runtime import cpu_has_bfloat16
+from emnist_bench.training.runtime import precision_policy
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...
 def fastest(seconds: dict[str, float]) -> str:
     """float32 unless bfloat16's step is at least ``MARGIN`` faster."""
     if seconds["mixed_bfloat16"] <= seconds["float32"] * (1 - MARGIN):
-        return "mixed_bfloat16"
+        return guess
     return "float32"
 
 
@@ -118,15 +118,12 @@ def choose_precision(
     Measuring builds throw-away models, so afterwards Keras's session is cleared and the run's
     seed set again: a run's initial weights do not depend on whether the choice was cached.
     """
-    precision = cfg.trainer.get("precision") or "float32"
-    if precision != "auto":
-        return precision
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    if not cpu_has_bfloat16():
-        return "float32"
+    precision = cfg.trainer.get("precision")
+    guess = precision_policy(precision)  # GPU: mixed_float16; no bfloat16 on the CPU: float32
+    if precision != "auto" or guess != "mixed_bfloat16":
+        return guess
     if train_images * int(cfg.trainer.epochs) < MEASURE_FROM:
-        return "mixed_bfloat16"
+        return guess
     key = measurement_key(cfg, num_classes)
     path = cache_dir / CACHE if cache_dir else None
     cached = _read(path)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from emnist_bench.training import precision as precision_lib
+from emnist_bench.training import runtime
 from tests.configs import compose_config
 
 MLP = ["model=mlp", "model.hidden_units=[32,16,8]", "trainer.batch_size=32"]
@@ -28,7 +29,7 @@ class FakeTimer:
 
 @pytest.fixture
 def bfloat16_cpu(monkeypatch):
-    monkeypatch.setattr(precision_lib, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
     monkeypatch.setattr(precision_lib.tf.config, "list_physical_devices", lambda kind=None: [])
 
 
@@ -45,7 +46,7 @@ def test_a_named_precision_is_taken_as_it_is(tmp_path, bfloat16_cpu):
 
 
 def test_a_cpu_without_bfloat16_trains_in_float32_without_measuring(tmp_path, monkeypatch):
-    monkeypatch.setattr(precision_lib, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: False)
     monkeypatch.setattr(precision_lib.tf.config, "list_physical_devices", lambda kind=None: [])
     timer = FakeTimer({"float32": 1.0, "mixed_bfloat16": 0.1})
     assert choose(tmp_path, timer) == "float32" and timer.calls == 0
