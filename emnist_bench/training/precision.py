@@ -102,7 +102,7 @@ def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...
 def fastest(seconds: dict[str, float]) -> str:
     """float32 unless bfloat16's step is at least ``MARGIN`` faster."""
     if seconds["mixed_bfloat16"] <= seconds["float32"] * (1 - MARGIN):
-        return guess
+        return "mixed_bfloat16"
     return "float32"
 
 
