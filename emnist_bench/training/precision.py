@@ -4,8 +4,8 @@ Whether bfloat16 pays on a CPU depends on the CPU and on the model: on the 2 cor
 Xeon with AMX it halved a ``cnn_baseline`` epoch, on an AMD EPYC with AVX512-BF16 it saved a
 fifth, and for a batch-normalized ``best_cnn`` there it saved nothing. So ``auto`` does not
 guess from the CPU flags alone. On a CPU that has native bfloat16, the first run of a model
-times a few training steps in each candidate policy (alternating, median of three rounds) and
-keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what every
+times a few training steps in each candidate policy (alternating, the fastest of five rounds)
+and keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what every
 other machine gives) stays. The choice is cached per CPU model, TensorFlow version, thread
 pools, model and batch size in ``precision.json`` in the data cache folder, so a sweep measures
 each architecture once. On a GPU ``auto`` is mixed float16; on a CPU without bfloat16, float32.
@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,7 +42,10 @@ MARGIN = 0.05
 """bfloat16 is chosen only when its step is at least this much faster than float32's."""
 MEASURE_FROM = 200_000
 """Training images (epochs x split size) from which a run measures: about two full epochs."""
-ROUNDS = 3
+ROUNDS = 5
+"""Alternating timing rounds per policy. A shared machine's noise only ever adds time (on the
+2-core EPYC the same steps ran at 2-core speed in one round and 1-core speed in the next), so
+each policy is scored by its fastest round, as ``timeit`` advises, not by the median."""
 EXECUTIONS = 2
 """Timed calls into TensorFlow per round, each ``trainer.steps_per_execution`` steps."""
 
@@ -68,8 +70,8 @@ def measurement_key(cfg: DictConfig, num_classes: int) -> str:
 
 
 def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...]) -> dict:
-    """Median seconds per training step of the run's model in each of ``policies``, timed in
-    alternating rounds on random pixels (the speed does not depend on the values)."""
+    """Seconds per training step of the run's model in each of ``policies``: the fastest of
+    ``ROUNDS`` alternating rounds on random pixels (the speed does not depend on the values)."""
     from emnist_bench.training.fit import build_model, compile_model
 
     batch = int(cfg.trainer.batch_size)
@@ -96,7 +98,7 @@ def seconds_per_step(cfg: DictConfig, num_classes: int, policies: tuple[str, ...
                 dataset, steps_per_epoch=steps * EXECUTIONS, epochs=1, verbose=0, shuffle=False
             )
             times[policy].append((time.perf_counter() - started) / (steps * EXECUTIONS))
-    return {policy: statistics.median(values) for policy, values in times.items()}
+    return {policy: min(values) for policy, values in times.items()}
 
 
 def fastest(seconds: dict[str, float]) -> str:
