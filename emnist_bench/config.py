@@ -20,6 +20,9 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # The groups a search chooses (``tuning.space.hparams_fragment``): all an hparams_file may set.
 HPARAMS_GROUPS = ("model", "dropout", "batch_norm", "regularization", "optimizer")
 CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
+# The penalties each built-in regularization option leaves out: a value set for one of them
+# would train a model that the option's name (and every report) misdescribes.
+UNUSED_PENALTIES = {"none": ("l1", "l2"), "l1": ("l2",), "l2": ("l1",)}
 
 
 def _check_rate(value: float, where: str) -> None:
@@ -113,6 +116,13 @@ def validate(cfg: DictConfig) -> None:
     _check_choice("regularization.name", cfg.regularization.name, tuple(options("regularization")))
     if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
         raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
+    name = cfg.regularization.name
+    for penalty in UNUSED_PENALTIES.get(name, ()):
+        if cfg.regularization[penalty] > 0:
+            raise ConfigError(
+                f"regularization.{penalty}={cfg.regularization[penalty]} has no place in "
+                f"regularization={name}: choose regularization={penalty} or l1_l2"
+            )
     _check_choice("lr_schedule.name", cfg.lr_schedule.name, tuple(options("lr_schedule")))
     _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
     if cfg.data.get("class_weight") not in CLASS_WEIGHTINGS:
@@ -210,8 +220,10 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "num_classes": num_classes,
         "batch_norm": bool(cfg.batch_norm.enabled),
         "bn_momentum": float(cfg.batch_norm.momentum),
-        "l1": float(regularization.l1) if regularization.name in ("l1", "l1_l2") else 0.0,
-        "l2": float(regularization.l2) if regularization.name in ("l2", "l1_l2") else 0.0,
+        # As given: each option's file sets the penalties it leaves out to 0 (validate keeps
+        # them there), and an option a user adds under conf/regularization works as written.
+        "l1": float(regularization.l1),
+        "l2": float(regularization.l2),
         "negative_slope": float(cfg.activation.get("negative_slope", 0.2)),
         "name": model.name,
     }

@@ -104,6 +104,8 @@ def test_required_technique_grid_is_available():
         (["optimizer.learning_rate=0"], "optimizer.learning_rate=0 must be > 0"),
         (["activation.name=sigmoidal"], "activation 'sigmoidal' is unknown"),
         (["regularization.l2=-1"], "must be >= 0"),
+        (["regularization=l1", "regularization.l2=1e-4"], "regularization.l2=0.0001 has no"),
+        (["regularization.l1=1e-5"], "regularization.l1=1e-05 has no place in regularization=none"),
         (["data.class_weight=inverse"], "data.class_weight=inverse"),
         (["model=cnn", "model.pool_after=[1,3]"], "model.pool_after=[1, 3] must number conv"),
     ],
@@ -165,3 +167,18 @@ def test_technique_choices_name_every_group():
         "batch_size": 0,
         "augment": "",
     }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "penalties"),
+    [
+        (["regularization=l2", "regularization.l2=3e-4"], (0.0, 3e-4)),
+        (["regularization=l1_l2"], (1e-5, 1e-4)),
+        (["regularization=none"], (0.0, 0.0)),
+    ],
+)
+def test_model_arguments_carry_the_regularization_as_validated(overrides, penalties):
+    cfg = compose_config(overrides)
+    config_lib.validate(cfg)
+    arguments = config_lib.model_arguments(cfg, 47)
+    assert (arguments["l1"], arguments["l2"]) == penalties
