@@ -143,6 +143,12 @@ def summary_rows(results: dict, target: float) -> list[dict]:
                     "never" if r is None else f"{r:.0f}" for r in reach
                 ),
                 "budget": f"{budget} s" if budget else "-",
+                "overrides": "; ".join(
+                    f"seed {seed}: {' '.join(run['overrides'])}"
+                    for seed, run in by_seed.items()
+                    if run.get("overrides")
+                )
+                or "-",
                 f"missed (final < {target:.0%} or over budget)": ", ".join(missed) or "none",
             }
         )
@@ -217,8 +223,10 @@ def main() -> None:
     # Runs of earlier invocations (other recipes or seeds) stay in the results and the figure.
     runs = previous.get("runs", {})
     seeds = sorted({*previous.get("seeds", []), *map(str, args.seeds)}, key=int)
-    results = {"machine": machine(), "root": args.root, "overrides": args.overrides,
-               "seeds": seeds, "runs": runs}  # fmt: skip
+    for by_seed in runs.values():  # results of before each run kept its own overrides
+        for run in by_seed.values():
+            run.setdefault("overrides", previous.get("overrides", []))
+    results = {"machine": machine(), "root": args.root, "seeds": seeds, "runs": runs}
     for recipe in args.recipes:
         for seed in args.seeds:
             if recipe == "notebook":
@@ -227,6 +235,7 @@ def main() -> None:
             else:
                 folder = train_preset(recipe, seed, args.root, out, args.overrides)
                 run = preset_curve(folder, test.images, test.labels)
+            run["overrides"] = args.overrides  # e.g. one thread each for runs side by side
             results["runs"].setdefault(recipe, {})[str(seed)] = run
             results_path.write_text(json.dumps(results, indent=2) + "\n")
 
