@@ -17,6 +17,7 @@ from emnist_bench import models
 from emnist_bench.errors import ConfigError
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
 from emnist_bench.training.callbacks import (
+    CallbackState,
     EpochBackup,
     EpochRecorder,
     RichProgress,
@@ -150,6 +151,7 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
         steps = -(-len(data.y_train) // int(trainer.batch_size))
         callbacks.append(RichProgress(int(trainer.epochs), steps))
     callbacks.extend(user_callbacks(trainer.get("callbacks") or []))
+    callbacks.append(CallbackState(backup, callbacks))  # last: the others' state after an epoch
     started = time.perf_counter()
     model.fit(
         **inputs,
