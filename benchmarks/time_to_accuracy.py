@@ -182,12 +182,13 @@ def plot(results: dict, target: float, path: Path) -> None:
                 elapsed.append(total / 60)
             ax.plot(elapsed, [100 * a for a in run["test_accuracy"]], marker="o", markersize=3,
                     color=colors.get(recipe), alpha=0.85,
+                    linestyle="--" if run.get("overrides") else "-",
                     label=recipe if index == 0 else None)  # fmt: skip
     ax.axhline(100 * target, color="black", linewidth=0.8, linestyle="--")
     for recipe, budget in BUDGET_SECONDS.items():
         if recipe in results["runs"]:
             ax.axvline(budget / 60, color=colors[recipe], linewidth=0.8, linestyle=":")
-    ax.set_xlabel("training minutes (2 CPU cores)")
+    ax.set_xlabel("training minutes (2 CPU cores; dashed: a run with overrides, see summary.md)")
     ax.set_ylabel("proxy test accuracy after the epoch (%)")
     ax.set_ylim(80, 92)
     ax.grid(True, alpha=0.3)
