@@ -16,9 +16,8 @@ from emnist_bench import config as config_lib
 from emnist_bench import models
 from emnist_bench.errors import ConfigError
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
+from emnist_bench.training.backup import CallbackState, EpochBackup
 from emnist_bench.training.callbacks import (
-    CallbackState,
-    EpochBackup,
     EpochRecorder,
     RichProgress,
     learning_rate_callback,

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-from emnist_bench.training.callbacks import CallbackState, EpochBackup
+from emnist_bench.training.backup import CallbackState, EpochBackup
 
 # The value both callbacks watch, one per epoch: best after epoch 2, worse ever after. Early
 # stopping (patience 3) stops after epoch 5; the plateau schedule (patience 1) halves the rate
