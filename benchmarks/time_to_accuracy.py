@@ -224,7 +224,7 @@ def main() -> None:
     # Runs of earlier invocations (other recipes or seeds) stay in the results and the figure.
     runs = previous.get("runs", {})
     seeds = sorted({*previous.get("seeds", []), *map(str, args.seeds)}, key=int)
-    for by_seed in runs.values():  # results of before each run kept its own overrides
+    for by_seed in runs.values():  # results written before runs kept their own: the old global ones
         for run in by_seed.values():
             run.setdefault("overrides", previous.get("overrides", []))
     results = {"machine": machine(), "root": args.root, "seeds": seeds, "runs": runs}
