@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -164,13 +163,10 @@ def help_seconds(repeats: int = 5) -> float:
 def machine() -> dict:
     import tensorflow as tf
 
-    model = next(
-        (line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-         if line.startswith("model name")),
-        platform.processor(),
-    )  # fmt: skip
+    from emnist_bench.provenance import cpu_description
+
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {"cores": os.cpu_count(), "cpu": model, "device": ", ".join(gpus) or "CPU",
+    return {"cores": os.cpu_count(), "cpu": cpu_description(), "device": ", ".join(gpus) or "CPU",
             "tensorflow": tf.__version__}  # fmt: skip
 
 

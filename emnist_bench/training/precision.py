@@ -30,7 +30,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config as config_lib
-from emnist_bench.provenance import cpu_model
+from emnist_bench.provenance import cpu_description
 from emnist_bench.rundir import write_json
 from emnist_bench.training.runtime import precision_policy
 
@@ -54,7 +54,7 @@ def measurement_key(cfg: DictConfig, num_classes: int) -> str:
     """What the measured speeds depend on: machine, TensorFlow, threads, model and batch."""
     threads = tf.config.threading
     described = {
-        "cpu": cpu_model(),
+        "cpu": cpu_description(),
         "tensorflow": tf.__version__,
         "threads": [
             threads.get_intra_op_parallelism_threads(),
@@ -139,10 +139,10 @@ def choose_precision(
         "trainer.precision=auto: %s (seconds per step: %s), measured for this model on %s",
         policy,
         ", ".join(f"{name} {value:.4f}" for name, value in seconds.items()),
-        cpu_model(),
+        cpu_description(),
     )
     if path is not None:
-        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu_model()}
+        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu_description()}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, {**_read(path), key: entry})

@@ -10,6 +10,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from emnist_bench.errors import ConfigError
+from emnist_bench.provenance import BFLOAT16_UNITS, cpu_flags
 
 STRATEGIES = ("mirrored",)
 
@@ -51,15 +52,7 @@ def precision_policy(precision: str | None) -> str:
 
 def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU flags list native bfloat16 arithmetic (Linux; False elsewhere)."""
-    try:
-        flags = next(
-            line.split(":", 1)[1].split()
-            for line in cpuinfo.read_text().splitlines()
-            if line.startswith("flags")
-        )
-    except (OSError, StopIteration):
-        return False
-    return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+    return bool(BFLOAT16_UNITS.keys() & cpu_flags(cpuinfo))
 
 
 def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManager:

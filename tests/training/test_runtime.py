@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from emnist_bench import config as config_lib
+from emnist_bench import provenance
 from emnist_bench.errors import ConfigError
 from emnist_bench.training import fit as training
 from emnist_bench.training import runtime
@@ -28,6 +29,17 @@ def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
     cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
     assert runtime.cpu_has_bfloat16(cpuinfo) is expected
     assert runtime.cpu_has_bfloat16(tmp_path / "missing") is False
+
+
+@pytest.mark.parametrize(
+    "flags, units",
+    [("fpu avx512f", "no bfloat16 units"), ("avx512_bf16 amx_bf16", "AMX, AVX512-BF16")],
+)
+def test_the_cpu_is_described_with_its_bfloat16_units(tmp_path, flags, units):
+    """Figures name the CPU: a virtual machine's bare "Xeon" says nothing of AMX."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: {flags}\n")
+    assert provenance.cpu_description(cpuinfo) == f"Intel(R) Xeon(R) Processor ({units})"
 
 
 def test_precision_policy_names_and_auto(monkeypatch):
