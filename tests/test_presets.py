@@ -28,16 +28,19 @@ def test_cnn_presets_are_convolutions_and_a_dense_head(preset):
     assert cfg.data.class_weight == "logit_adjusted" and cfg.trainer.label_smoothing > 0
 
 
-def test_best_mlp_has_only_dense_layers_with_batch_norm_and_dropout():
+def test_best_mlp_is_networks_of_only_dense_layers_with_batch_norm_and_dropout():
     cfg = compose_config(["+experiment=best_mlp"])
     config_lib.validate(cfg)
     model = training.build_model(cfg, NUM_CLASSES)
+    members = getattr(model, "members", [model])  # an ensemble of MLPs: still no convolutions
+    assert len(members) == cfg.model.members
     allowed = (keras.layers.InputLayer, keras.layers.Rescaling, keras.layers.Flatten,
                keras.layers.Dense, keras.layers.BatchNormalization, keras.layers.Activation,
                keras.layers.Dropout)  # fmt: skip
-    assert all(isinstance(layer, allowed) for layer in model.layers)
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    assert len(dense) == len(cfg.model.hidden_units) + 1 >= 4
+    for member in members:
+        assert all(isinstance(layer, allowed) for layer in member.layers)
+        dense = [layer for layer in member.layers if isinstance(layer, keras.layers.Dense)]
+        assert len(dense) == len(cfg.model.hidden_units) + 1 >= 4
 
 
 def test_the_speedrun_trains_a_fixed_number_of_epochs():
