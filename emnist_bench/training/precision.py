@@ -134,15 +134,15 @@ def choose_precision(
     seconds = measure(cfg, num_classes, CPU_CANDIDATES)
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(cfg.trainer.seed))
-    policy = fastest(seconds)
+    policy, cpu = fastest(seconds), cpu_description()
     log.info(
         "trainer.precision=auto: %s (seconds per step: %s), measured for this model on %s",
         policy,
         ", ".join(f"{name} {value:.4f}" for name, value in seconds.items()),
-        cpu_description(),
+        cpu,
     )
     if path is not None:
-        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu_description()}
+        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, {**_read(path), key: entry})
