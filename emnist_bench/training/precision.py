@@ -3,15 +3,16 @@
 Whether bfloat16 pays on a CPU depends on the CPU and on the model: on the 2 cores of an Intel
 Xeon with AMX it halved a ``cnn_baseline`` epoch, on an AMD EPYC with AVX512-BF16 it saved a
 fifth, and for a batch-normalized ``best_cnn`` there it saved nothing. So ``auto`` does not
-guess from the CPU flags alone. On a CPU that has native bfloat16, the first run of a model
+guess from the CPU flags alone. On a CPU that has native bfloat16, and where oneDNN may use it
+(``ONEDNN_MAX_CPU_ISA``, if set, at ``AVX512_CORE_BF16`` or above), the first run of a model
 times a few training steps in each candidate policy (alternating, the fastest of five rounds)
-and keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what every
-other machine gives) stays. The choice is cached per CPU model, TensorFlow version, thread
-pools, model and batch size in ``precision.json`` in the data cache folder, so a sweep measures
-each architecture once. On a GPU ``auto`` is mixed float16; on a CPU without bfloat16, float32.
-A short run (fewer than ``MEASURE_FROM`` training images over all its epochs: smoke runs, tests)
-is not worth the half minute a measurement takes and goes by the CPU flags, as ``auto`` did
-before it measured: bfloat16 where the CPU has it.
+and keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what
+every other machine gives) stays. The choice is cached per CPU model, ISA cap, TensorFlow
+version, thread pools, model and batch size in ``precision.json`` in the data cache folder, so
+a sweep measures each architecture once. On a GPU ``auto`` is mixed float16; on a CPU without
+bfloat16, or with oneDNN capped below it, float32. A short run (fewer than ``MEASURE_FROM``
+training images over all its epochs: smoke runs, tests) is not worth the half minute a
+measurement takes and goes by the CPU flags and the cap alone.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config as config_lib
-from emnist_bench.provenance import cpu_description
+from emnist_bench.provenance import cpu_description, onednn_isa_cap
 from emnist_bench.rundir import write_json
 from emnist_bench.training.runtime import precision_policy
 
@@ -51,10 +52,15 @@ EXECUTIONS = 2
 
 
 def measurement_key(cfg: DictConfig, num_classes: int) -> str:
-    """What the measured speeds depend on: machine, TensorFlow, threads, model and batch."""
+    """What the measured speeds depend on: machine, oneDNN's ISA cap, TensorFlow, threads,
+    model and batch. A cap of ``AVX512_CORE_BF16`` on a CPU with AMX leaves bfloat16 possible
+    but slower, so a choice measured without the cap is not reused under it, nor the reverse."""
     threads = tf.config.threading
+    cap = onednn_isa_cap()
     described = {
         "cpu": cpu_description(),
+        # only when set, so that the choices cached on uncapped machines keep their keys
+        **({"onednn_max_cpu_isa": cap} if cap else {}),
         "tensorflow": tf.__version__,
         "threads": [
             threads.get_intra_op_parallelism_threads(),

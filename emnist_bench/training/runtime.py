@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import keras
@@ -10,7 +11,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from emnist_bench.errors import ConfigError
-from emnist_bench.provenance import BFLOAT16_UNITS, cpu_flags
+from emnist_bench.provenance import bfloat16_units
 
 STRATEGIES = ("mirrored",)
 
@@ -39,9 +40,10 @@ def precision_policy(precision: str | None) -> str:
     """The Keras dtype policy for ``trainer.precision``; ``auto`` guesses from the hardware.
 
     ``auto``: ``mixed_float16`` on a GPU; ``mixed_bfloat16`` on a CPU with native bfloat16
-    instructions (AVX512-BF16 or AMX); else ``float32``. A run then replaces the guess with a
-    measurement for its own model (:mod:`emnist_bench.training.precision`); tuner trials and
-    benchmarks keep it. Variables stay float32 under either mixed policy.
+    instructions (AVX512-BF16 or AMX) that oneDNN may use (:func:`cpu_has_bfloat16`); else
+    ``float32``. A run then replaces the guess with a measurement for its own model
+    (:mod:`emnist_bench.training.precision`); tuner trials and benchmarks keep it. Variables
+    stay float32 under either mixed policy.
     """
     if precision != "auto":
         return precision or "float32"
@@ -50,9 +52,14 @@ def precision_policy(precision: str | None) -> str:
     return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
 
 
-def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether the CPU flags list native bfloat16 arithmetic (Linux; False elsewhere)."""
-    return bool(BFLOAT16_UNITS.keys() & cpu_flags(cpuinfo))
+def cpu_has_bfloat16(
+    cpuinfo: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] | None = None
+) -> bool:
+    """Whether TensorFlow's CPU kernels may run bfloat16 natively: the CPU flags list
+    AVX512-BF16 or AMX (Linux; False elsewhere) and ``ONEDNN_MAX_CPU_ISA`` (or
+    ``DNNL_MAX_CPU_ISA``), if set, is ``AVX512_CORE_BF16`` or above. The flags alone are not
+    enough: under a lower cap a bfloat16 convolution fails instead of running slowly."""
+    return bool(bfloat16_units(cpuinfo, environ))
 
 
 def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManager:

@@ -4,11 +4,17 @@ initial weights as they would have been without measuring."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from emnist_bench import provenance
 from emnist_bench.training import precision as precision_lib
 from emnist_bench.training import runtime
 from tests.configs import compose_config
@@ -31,6 +37,16 @@ class FakeTimer:
 def bfloat16_cpu(monkeypatch):
     monkeypatch.setattr(runtime, "cpu_has_bfloat16", lambda: True)
     monkeypatch.setattr(precision_lib.tf.config, "list_physical_devices", lambda kind=None: [])
+
+
+@pytest.fixture
+def amx_cpu(monkeypatch):
+    """A CPU whose flags list AMX and AVX512-BF16, no GPU, and no ISA cap until a test sets one."""
+    flags = {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+    monkeypatch.setattr(provenance, "cpu_flags", lambda cpuinfo=None: flags)
+    monkeypatch.setattr(precision_lib.tf.config, "list_physical_devices", lambda kind=None: [])
+    for name in provenance.ISA_CAP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def choose(tmp_path, timer, *overrides):
@@ -104,3 +120,73 @@ def test_real_measurement_times_both_policies_and_keeps_the_seed(tmp_path, bfloa
     assert set(entry["seconds_per_step"]) == {"float32", "mixed_bfloat16"}
     assert all(seconds > 0 for seconds in entry["seconds_per_step"].values())
     keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("variable", provenance.ISA_CAP_VARIABLES)
+def test_auto_is_float32_without_measuring_under_a_cap_below_bfloat16(
+    tmp_path, amx_cpu, monkeypatch, variable
+):
+    """/proc/cpuinfo still lists AMX under ``ONEDNN_MAX_CPU_ISA=AVX2``, where bfloat16 fails."""
+    timer = FakeTimer({"float32": 1.0, "mixed_bfloat16": 0.1})
+    assert choose(tmp_path, timer) == "mixed_bfloat16" and timer.calls == 1
+    monkeypatch.setenv(variable, "AVX2")
+    assert choose(tmp_path, timer) == "float32"
+    cfg = compose_config([*MLP, "trainer.epochs=1"])
+    assert precision_lib.choose_precision(cfg, 47, 10, tmp_path, timer) == "float32"  # short
+    assert timer.calls == 1
+
+
+def test_a_choice_measured_without_the_cap_is_not_reused_under_it(tmp_path, amx_cpu, monkeypatch):
+    """Capped at AVX512_CORE_BF16, an AMX machine still runs bfloat16, more slowly: measured
+    apart, and cached apart."""
+    assert choose(tmp_path, FakeTimer({"float32": 1.0, "mixed_bfloat16": 0.5})) == "mixed_bfloat16"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx512_core_bf16")
+    capped = FakeTimer({"float32": 1.0, "mixed_bfloat16": 1.2})
+    assert choose(tmp_path, capped) == "float32" and capped.calls == 1
+    assert choose(tmp_path, capped) == "float32" and capped.calls == 1  # cached under the cap
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert choose(tmp_path, capped) == "mixed_bfloat16" and capped.calls == 1  # the uncapped one
+    cached = json.loads((tmp_path / precision_lib.CACHE).read_text())
+    assert sorted(entry["policy"] for entry in cached.values()) == ["float32", "mixed_bfloat16"]
+    assert any("oneDNN capped at AVX512_CORE_BF16" in entry["cpu"] for entry in cached.values())
+
+
+CAPPED_RUN = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+
+    from emnist_bench.run import run
+    from tests.configs import compose_config, smoke_overrides
+    from tests.emnist_files import write_tiny_split
+
+    out = Path(sys.argv[1])
+    write_tiny_split(out / "emnist", per_class=4, layout="idx")
+    overrides = smoke_overrides(
+        out / "emnist", "false", "data.val_size=47", "model=cnn", "model.conv_filters=[4,8]",
+        "model.dense_units=[16]", "batch_norm=on", "trainer.precision=auto",
+    )
+    print(json.dumps(run(compose_config(overrides, out / "run"))["status"]))
+    """
+)
+
+
+def test_under_an_avx2_cap_auto_trains_a_cnn_in_float32(tmp_path):
+    """oneDNN reads the cap once, as TensorFlow starts, so the run gets a process of its own;
+    in bfloat16 its first convolution would fail there, even on a CPU with AMX."""
+    environ = {name: value for name, value in os.environ.items() if "MAX_CPU_ISA" not in name}
+    done = subprocess.run(
+        [sys.executable, "-c", CAPPED_RUN, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        env={**environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "MPLBACKEND": "Agg"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs_run"] == 1
+    described = metrics["provenance"]
+    assert described["precision"] == "float32"
+    assert described["onednn_max_cpu_isa"] == "AVX2"
+    assert described["cpu"].endswith("; oneDNN capped at AVX2)")

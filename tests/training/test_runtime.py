@@ -16,6 +16,12 @@ from tests.configs import compose_config
 NUM_CLASSES = 47
 
 
+def fake_cpuinfo(tmp_path, flags: str, model: str = "test"):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: {model}\nflags\t\t: {flags}\n")
+    return cpuinfo
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -25,21 +31,76 @@ NUM_CLASSES = 47
     ],
 )
 def test_cpu_bfloat16_is_read_from_the_cpu_flags(tmp_path, flags, expected):
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
-    assert runtime.cpu_has_bfloat16(cpuinfo) is expected
-    assert runtime.cpu_has_bfloat16(tmp_path / "missing") is False
+    cpuinfo = fake_cpuinfo(tmp_path, flags)
+    assert runtime.cpu_has_bfloat16(cpuinfo, environ={}) is expected
+    assert runtime.cpu_has_bfloat16(tmp_path / "missing", environ={}) is False
+
+
+AVX512_BF16 = "fpu avx2 avx512f avx512bw avx512vl avx512dq avx512_vnni avx512_bf16"
+AMX = f"{AVX512_BF16} avx512_fp16 amx_tile amx_int8 amx_bf16"
 
 
 @pytest.mark.parametrize(
-    "flags, units",
-    [("fpu avx512f", "no bfloat16 units"), ("avx512_bf16 amx_bf16", "AMX, AVX512-BF16")],
+    ("flags", "environ", "expected"),
+    [
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "avx2"}, False),  # oneDNN reads it in any case
+        (AMX, {"DNNL_MAX_CPU_ISA": "AVX2"}, False),  # the older name
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "SSE41"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX2_VNNI_2"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_VNNI"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX10_1_512"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_FP16"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "avx512_core_amx"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX10_1_512_AMX_FP16"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "DEFAULT"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "ALL"}, True),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "NOT_AN_ISA"}, True),  # oneDNN ignores it too
+        (AMX, {"ONEDNN_MAX_CPU_ISA": ""}, True),  # set but empty: no cap
+        (AVX512_BF16, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}, True),
+        (AVX512_BF16, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, False),
+        ("fpu avx2 avx512f", {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, False),  # no unit
+        # ONEDNN_ is read before DNNL_, as oneDNN does
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "ALL"}, False),
+        (AMX, {"ONEDNN_MAX_CPU_ISA": "ALL", "DNNL_MAX_CPU_ISA": "AVX2"}, True),
+    ],
 )
-def test_the_cpu_is_described_with_its_bfloat16_units(tmp_path, flags, units):
-    """Figures name the CPU: a virtual machine's bare "Xeon" says nothing of AMX."""
-    cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"model name\t: Intel(R) Xeon(R) Processor\nflags\t\t: {flags}\n")
-    assert provenance.cpu_description(cpuinfo) == f"Intel(R) Xeon(R) Processor ({units})"
+def test_bfloat16_needs_an_isa_cap_that_allows_it(tmp_path, flags, environ, expected):
+    """Under a cap below AVX512_CORE_BF16 a bfloat16 convolution fails inside TensorFlow,
+    however the CPU flags read: ``auto`` must not choose it there."""
+    assert runtime.cpu_has_bfloat16(fake_cpuinfo(tmp_path, flags), environ=environ) is expected
+
+
+def test_the_isa_cap_is_read_from_the_process_environment(tmp_path, monkeypatch):
+    cpuinfo = fake_cpuinfo(tmp_path, AMX)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert provenance.onednn_isa_cap() == "AVX2"
+    assert runtime.cpu_has_bfloat16(cpuinfo) is False
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert provenance.onednn_isa_cap() is None
+    assert runtime.cpu_has_bfloat16(cpuinfo) is True
+
+
+@pytest.mark.parametrize(
+    "flags, environ, units",
+    [
+        ("fpu avx512f", {}, "no bfloat16 units"),
+        ("avx512_bf16 amx_bf16", {}, "AMX, AVX512-BF16"),
+        (
+            "avx512_bf16 amx_bf16",
+            {"ONEDNN_MAX_CPU_ISA": "avx2"},
+            "AMX, AVX512-BF16; oneDNN capped at AVX2",
+        ),
+    ],
+)
+def test_the_cpu_is_described_with_its_bfloat16_units(tmp_path, flags, environ, units):
+    """Figures name the CPU: a virtual machine's bare "Xeon" says nothing of AMX, and the
+    cap changes the speed as much as the CPU does."""
+    cpuinfo = fake_cpuinfo(tmp_path, flags, model="Intel(R) Xeon(R) Processor")
+    assert provenance.cpu_description(cpuinfo, environ) == f"Intel(R) Xeon(R) Processor ({units})"
 
 
 def test_precision_policy_names_and_auto(monkeypatch):
