@@ -34,6 +34,10 @@ class FusedBatchNormalization(layers.BatchNormalization):
     and one backward, and made a ``best_cnn`` epoch about a fifth faster on 2 cores
     (benchmarks/speed.py). Inference, dense layers and other layouts use Keras's own code.
     The moving statistics are updated as Keras does, from the batch's mean and variance.
+
+    Only training uses it: a run saves Keras's own ``BatchNormalization`` in its place
+    (:func:`standard_keras`), which predicts the same. It stays registered so that model files
+    that name it still load through :func:`load_model`.
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -231,9 +235,53 @@ def build_cnn(
     return keras.Model(inputs, outputs, name=name)
 
 
+def _keras_layer(layer: layers.Layer) -> layers.Layer:
+    """A new layer of Keras's own class for ``layer`` (clone_model's default otherwise)."""
+    if isinstance(layer, FusedBatchNormalization):  # same config, same inference
+        return layers.BatchNormalization.from_config(layer.get_config())
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _layers_within(model: keras.Model) -> list[layers.Layer]:
+    found = []
+    for layer in model.layers:
+        found.append(layer)
+        if isinstance(layer, keras.Model):
+            found.extend(_layers_within(layer))
+    return found
+
+
+def standard_keras(model: keras.Model) -> keras.Model:
+    """A copy of a functional ``model``, weights included, made of Keras's own classes only:
+    what a run saves, so that ``keras.saving.load_model`` reads it without this package.
+
+    ``FusedBatchNormalization`` becomes ``BatchNormalization`` (the same inference), and a
+    functional subclass such as ``emnist_bench.ensemble.Ensemble`` a plain functional model of
+    the same graph (its class changes only how it trains); nested members are copied too.
+    Each layer keeps its name and dtype policy, so the copy predicts what ``model`` does.
+
+    Raises:
+        TypeError: when a layer of another package's class would remain (a new custom layer
+            needs its Keras equivalent in ``_keras_layer``).
+    """
+    plain = keras.models.clone_model(model, clone_function=_keras_layer, recursive=True)
+    custom = sorted(
+        {
+            f"{type(layer).__module__}.{type(layer).__name__}"
+            for layer in [plain, *_layers_within(plain)]
+            if not type(layer).__module__.startswith("keras.")
+        }
+    )
+    if custom:
+        raise TypeError(f"no Keras equivalent for {', '.join(custom)}: the saved model needs one")
+    plain.set_weights(model.get_weights())
+    return plain
+
+
 def load_model(path) -> keras.Model:
-    """A run's saved model (without its loss), with this package's layers known to Keras: the
-    fused batch norm here and the ensemble (``emnist_bench.ensemble``)."""
+    """A run's saved model (without its loss). Runs save Keras's own classes only; this also
+    knows this package's layers, which model files saved by earlier versions name: the fused
+    batch norm here and the ensemble (``emnist_bench.ensemble``)."""
     from emnist_bench import ensemble  # noqa: F401  (registers Ensemble with Keras)
 
     return keras.saving.load_model(path, compile=False)

@@ -144,7 +144,7 @@ def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
     import_tensorflow()
 
     from emnist_bench.evaluate.artifacts import write_run_files
-    from emnist_bench.training.fit import build_model, compile_model, fit_model
+    from emnist_bench.training.fit import build_model, compile_model, fit_model, savable_model
     from emnist_bench.training.losses import class_prior
     from emnist_bench.training.precision import choose_precision
     from emnist_bench.training.runtime import configure_runtime, distribution_scope
@@ -162,6 +162,7 @@ def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
         model = build_model(cfg, data.num_classes)
         compile_model(model, cfg, class_prior(data.y_train, data.num_classes))
     fit = fit_model(model, cfg, data, out)
+    model = savable_model(model)  # the file, and the scores, need no emnist_bench to load
     metrics = write_run_files(model, cfg, data, out, fit)
     remove_backup(out)  # finished: the next run of this command starts afresh or skips
     return metrics

@@ -204,3 +204,51 @@ def test_members_build_an_ensemble_of_the_configured_network():
     assert [member.name for member in model.members] == ["best_cnn_1", "best_cnn_2", "best_cnn_3"]
     single, _ = build("+experiment=best_cnn", "model.members=1")
     assert model.count_params() == 3 * single.count_params()
+
+
+DENSE = "model.dense_units=[16]"
+KERAS_ONLY = [
+    ("model=mlp", "batch_norm=on", "model.hidden_units=[16,12,8]"),
+    ("model=cnn", "batch_norm=on", "augment=light", "model.conv_filters=[8,8]", DENSE),
+    ("model=cnn", "batch_norm=on", "model.members=2", "model.conv_filters=[8,8]", DENSE),
+]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("overrides", KERAS_ONLY, ids=lambda o: "-".join(o[:3]))
+def test_the_saved_form_is_keras_only_and_predicts_the_same(tmp_path, overrides, policy):
+    """What a run saves (``models.standard_keras``) names no class of this package and gives
+    the trained model's probabilities exactly, batch statistics and ensemble included."""
+    import zipfile
+
+    from emnist_bench.models import standard_keras
+
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model, cfg = build(*overrides)
+        training.compile_model(model, cfg)
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (64, 28, 28), dtype=np.uint8)
+        model.fit(x, rng.integers(0, NUM_CLASSES, 64), epochs=1, batch_size=32, verbose=0)
+        plain = standard_keras(model)
+        assert type(plain) is keras.Model or type(plain).__module__.startswith("keras.")
+        np.testing.assert_array_equal(plain.predict(x, verbose=0), model.predict(x, verbose=0))
+        assert plain.count_params() == model.count_params()
+        plain.save(tmp_path / "model.keras")
+        with zipfile.ZipFile(tmp_path / "model.keras") as saved:
+            assert "emnist_bench" not in saved.read("config.json").decode()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_layer_without_a_keras_equivalent_is_refused():
+    from emnist_bench.models import standard_keras
+
+    class Doubling(keras.layers.Layer):
+        def call(self, inputs):
+            return inputs * 2
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, Doubling()(inputs))
+    with pytest.raises(TypeError, match="no Keras equivalent for .*Doubling"):
+        standard_keras(model)

@@ -24,7 +24,7 @@ from emnist_bench.training.callbacks import (
     read_history,
 )
 from emnist_bench.training.inputs import fit_inputs
-from emnist_bench.training.losses import loss_for
+from emnist_bench.training.losses import keras_loss, loss_for
 
 
 def augmentation_layers(augment: DictConfig) -> list[keras.layers.Layer]:
@@ -79,6 +79,26 @@ def compile_model(model: keras.Model, cfg: DictConfig, prior: np.ndarray | None 
         steps_per_execution=steps,
         jit_compile=bool(cfg.trainer.get("jit_compile")),
     )
+
+
+def savable_model(model: keras.Model) -> keras.Model:
+    """The trained ``model`` as a run saves and scores it: the same network and weights in
+    Keras's own classes (:func:`emnist_bench.models.standard_keras`), compiled with the same
+    optimizer, its state included, and a Keras loss, so that a user's plain
+    ``keras.saving.load_model`` reads the file, compiled, without this package.
+
+    Built in the strategy ``model`` trained in (``trainer.strategy``): its optimizer's
+    variables belong to that one, and TensorFlow refuses to mix two."""
+    with model.distribute_strategy.scope():
+        plain = models.standard_keras(model)
+        plain.compile(
+            optimizer=model.optimizer,
+            loss=keras_loss(model.loss),
+            metrics=["accuracy"],
+            steps_per_execution=model.steps_per_execution,
+            jit_compile=model.jit_compile,
+        )
+    return plain
 
 
 def user_callbacks(specs) -> list[keras.callbacks.Callback]:

@@ -59,6 +59,17 @@ def class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
     return table
 
 
+def keras_loss(loss: keras.losses.Loss) -> keras.losses.Loss:
+    """``loss`` as one of Keras's own losses, for a saved model that loads without this package.
+
+    The logit adjustment only steers training; the model predicts the plain softmax, whose
+    loss is the cross-entropy (label-smoothed as trained), so that is what the file keeps.
+    """
+    if isinstance(loss, LogitAdjustedCrossentropy):
+        return loss_for(None, loss.label_smoothing, None)
+    return loss
+
+
 def loss_for(
     class_weighting: str | None, label_smoothing: float, prior: np.ndarray | None
 ) -> keras.losses.Loss:
