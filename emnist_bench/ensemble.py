@@ -6,6 +6,8 @@ training loss is the mean of the members' losses), so they are K independent mod
 wide one; the model's output, in evaluation, prediction and export, is the mean of their class
 probabilities. That is the plain ensemble of deep-learning practice (Lakshminarayanan et al.,
 2017), trained in one ``fit`` so that a run, its backup and its saved model stay one of each.
+This class only changes how the members train: a run saves the same graph as Keras's own
+functional model (:func:`emnist_bench.models.standard_keras`), which loads without this package.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ def activation_layer(name: str, negative_slope: float = 0.2) -> layers.Layer:
 
 
 @keras.saving.register_keras_serializable(package="emnist_bench")
-class FusedBatchNormalization(layers.BatchNormalization):
+class BatchNormalization(layers.BatchNormalization):
     """Keras's batch normalization, trained on 4-D feature maps with TensorFlow's fused kernel.
 
     Keras 3 normalizes with separate mean, variance and arithmetic ops; on a CPU the fused
@@ -36,8 +36,9 @@ class FusedBatchNormalization(layers.BatchNormalization):
     The moving statistics are updated as Keras does, from the batch's mean and variance.
 
     Only training uses it: a run saves Keras's own ``BatchNormalization`` in its place
-    (:func:`standard_keras`), which predicts the same. It stays registered so that model files
-    that name it still load through :func:`load_model`.
+    (:func:`standard_keras`), which predicts the same. It bears Keras's class name because
+    Keras names a layer's weights in a weights file after its class: so weights saved while
+    training (backups, ``trainer.callbacks`` checkpoints) load into the saved model too.
     """
 
     def call(self, inputs, training=None, mask=None):
@@ -57,6 +58,12 @@ class FusedBatchNormalization(layers.BatchNormalization):
         for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
             moving.assign(moving * self.momentum + batch * (1.0 - self.momentum))
         return keras.ops.cast(outputs, self.compute_dtype)
+
+
+@keras.saving.register_keras_serializable(package="emnist_bench")
+class FusedBatchNormalization(BatchNormalization):
+    """The same layer under the name that older model files give it (their weights are filed
+    under that name): :func:`load_model` still reads them."""
 
 
 def _regularizer(l1: float, l2: float) -> keras.regularizers.Regularizer | None:
@@ -82,7 +89,7 @@ def _hidden_block(
 ):
     x = layer(x)
     if batch_norm:
-        x = FusedBatchNormalization(momentum=bn_momentum)(x)
+        x = BatchNormalization(momentum=bn_momentum)(x)
     x = activation_layer(activation, negative_slope)(x)
     if pool is not None:
         x = pool(x)
@@ -237,7 +244,7 @@ def build_cnn(
 
 def _keras_layer(layer: layers.Layer) -> layers.Layer:
     """A new layer of Keras's own class for ``layer`` (clone_model's default otherwise)."""
-    if isinstance(layer, FusedBatchNormalization):  # same config, same inference
+    if isinstance(layer, BatchNormalization):  # this package's: same config, same inference
         return layers.BatchNormalization.from_config(layer.get_config())
     return layer.__class__.from_config(layer.get_config())
 
@@ -255,7 +262,7 @@ def standard_keras(model: keras.Model) -> keras.Model:
     """A copy of a functional ``model``, weights included, made of Keras's own classes only:
     what a run saves, so that ``keras.saving.load_model`` reads it without this package.
 
-    ``FusedBatchNormalization`` becomes ``BatchNormalization`` (the same inference), and a
+    This package's ``BatchNormalization`` becomes Keras's (the same inference), and a
     functional subclass such as ``emnist_bench.ensemble.Ensemble`` a plain functional model of
     the same graph (its class changes only how it trains); nested members are copied too.
     Each layer keeps its name and dtype policy, so the copy predicts what ``model`` does.
@@ -280,8 +287,8 @@ def standard_keras(model: keras.Model) -> keras.Model:
 
 def load_model(path) -> keras.Model:
     """A run's saved model (without its loss). Runs save Keras's own classes only; this also
-    knows this package's layers, which model files saved by earlier versions name: the fused
-    batch norm here and the ensemble (``emnist_bench.ensemble``)."""
+    knows this package's layers, so that older model files that name them still load: the
+    fused batch norm here and the ensemble (``emnist_bench.ensemble``)."""
     from emnist_bench import ensemble  # noqa: F401  (registers Ensemble with Keras)
 
     return keras.saving.load_model(path, compile=False)

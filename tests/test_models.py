@@ -157,7 +157,7 @@ def test_pool_after_places_pooling_after_the_numbered_blocks():
 def test_fused_batch_norm_trains_as_keras_batch_norm_does(policy):
     """The fused kernel gives Keras's outputs, gradients and moving statistics (up to the
     n / (n - 1) of the fused kernel's variance, 1.0003 here), in float32 and bfloat16."""
-    from emnist_bench.models import FusedBatchNormalization
+    from emnist_bench.models import BatchNormalization
 
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -165,7 +165,7 @@ def test_fused_batch_norm_trains_as_keras_batch_norm_does(policy):
         x = rng.normal(2.0, 3.0, (64, 7, 7, 8)).astype("float32")
         weights = rng.normal(0.0, 1.0, x.shape).astype("float32")  # a loss with real gradients
         plain = keras.layers.BatchNormalization(momentum=0.9)
-        fused = FusedBatchNormalization(momentum=0.9)
+        fused = BatchNormalization(momentum=0.9)
         import tensorflow as tf
 
         results = []
@@ -190,10 +190,10 @@ def test_fused_batch_norm_trains_as_keras_batch_norm_does(policy):
 
 
 def test_cnn_batch_norm_is_the_fused_layer():
-    from emnist_bench.models import FusedBatchNormalization
+    from emnist_bench.models import BatchNormalization
 
     model, _ = build("model=cnn", "batch_norm=on")
-    assert layers_of(model, FusedBatchNormalization)
+    assert layers_of(model, BatchNormalization)
 
 
 def test_members_build_an_ensemble_of_the_configured_network():
@@ -237,6 +237,12 @@ def test_the_saved_form_is_keras_only_and_predicts_the_same(tmp_path, overrides,
         plain.save(tmp_path / "model.keras")
         with zipfile.ZipFile(tmp_path / "model.keras") as saved:
             assert "emnist_bench" not in saved.read("config.json").decode()
+        # Weights saved while training (trainer.callbacks checkpoints) load into the saved form.
+        model.save_weights(tmp_path / "epoch.weights.h5")
+        again = standard_keras(model)
+        again.set_weights([np.zeros_like(weights) for weights in again.get_weights()])
+        again.load_weights(tmp_path / "epoch.weights.h5")
+        np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -252,3 +258,23 @@ def test_a_layer_without_a_keras_equivalent_is_refused():
     model = keras.Model(inputs, Doubling()(inputs))
     with pytest.raises(TypeError, match="no Keras equivalent for .*Doubling"):
         standard_keras(model)
+
+
+def test_a_model_file_that_names_the_fused_layer_still_loads(tmp_path):
+    """Older runs saved the training layer itself, as ``emnist_bench>FusedBatchNormalization``."""
+    from emnist_bench.models import FusedBatchNormalization, load_model
+
+    inputs = keras.Input((28, 28))
+    x = keras.layers.Reshape((28, 28, 1))(inputs)
+    x = keras.layers.Conv2D(4, 3)(x)
+    x = FusedBatchNormalization(momentum=0.5)(x)
+    model = keras.Model(inputs, keras.layers.Flatten()(x))
+    images = np.random.default_rng(0).integers(0, 256, (8, 28, 28)).astype("float32")
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(images, np.ones((8, 26 * 26 * 4)), epochs=1, verbose=0)  # moving statistics move
+    model.save(tmp_path / "model.keras")
+    loaded = load_model(tmp_path / "model.keras")
+    assert isinstance(loaded.layers[3], FusedBatchNormalization)
+    np.testing.assert_array_equal(
+        loaded.predict(images, verbose=0), model.predict(images, verbose=0)
+    )

@@ -52,7 +52,8 @@ def test_divergence_checks_can_be_turned_off():
 
 
 def test_adam_at_learning_rate_1e4_ends_diverged_with_its_reason(smoke_data, proxy_cache, tmp_path):
-    """Adam at 1e4 reaches losses of 1e22 with a finite loss: it used to end ``completed``."""
+    """Adam at 1e4 reaches losses of 1e22 that stay finite: a finite loss alone must not let
+    the run end ``completed``."""
     overrides = smoke_overrides(
         smoke_data,
         proxy_cache,
