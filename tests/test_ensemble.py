@@ -17,6 +17,7 @@ from emnist_bench.export.formats import float32_model
 from emnist_bench.models import build_mlp
 from emnist_bench.run import run
 from tests.configs import compose_config, smoke_overrides
+from tests.isa import needs_bfloat16_kernels
 
 
 def tiny_mlp(name: str, seed: int, l2: float = 0.0) -> keras.Model:
@@ -63,6 +64,7 @@ def test_each_member_trains_exactly_as_it_would_alone(l2):
         assert reported == pytest.approx(float(np.mean(own)), rel=1e-4)
 
 
+@needs_bfloat16_kernels
 def test_save_load_and_float32_rebuild_keep_the_predictions(tmp_path):
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     model = Ensemble([tiny_mlp("a", 1), tiny_mlp("b", 2)])

@@ -10,6 +10,7 @@ from emnist_bench import config as config_lib
 from emnist_bench.techniques import TECHNIQUE_GROUPS, options
 from emnist_bench.training import fit as training
 from tests.configs import compose_config
+from tests.isa import needs_bfloat16_kernels
 
 NUM_CLASSES = 47
 
@@ -153,7 +154,9 @@ def test_pool_after_places_pooling_after_the_numbered_blocks():
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)]
+)
 def test_fused_batch_norm_trains_as_keras_batch_norm_does(policy):
     """The fused kernel gives Keras's outputs, gradients and moving statistics (up to the
     n / (n - 1) of the fused kernel's variance, 1.0003 here), in float32 and bfloat16."""
@@ -214,7 +217,9 @@ KERAS_ONLY = [
 ]
 
 
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize(
+    "policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)]
+)
 @pytest.mark.parametrize("overrides", KERAS_ONLY, ids=lambda o: "-".join(o[:3]))
 def test_the_saved_form_is_keras_only_and_predicts_the_same(tmp_path, overrides, policy):
     """What a run saves (``models.standard_keras``) names no class of this package and gives

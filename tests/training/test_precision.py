@@ -18,6 +18,7 @@ from emnist_bench import provenance
 from emnist_bench.training import precision as precision_lib
 from emnist_bench.training import runtime
 from tests.configs import compose_config
+from tests.isa import needs_bfloat16_kernels
 
 MLP = ["model=mlp", "model.hidden_units=[32,16,8]", "trainer.batch_size=32"]
 LONG = precision_lib.MEASURE_FROM  # training images per epoch: long enough to measure
@@ -107,6 +108,7 @@ def test_a_damaged_cache_is_measured_again(tmp_path, bfloat16_cpu):
     assert json.loads((tmp_path / precision_lib.CACHE).read_text())
 
 
+@needs_bfloat16_kernels
 def test_real_measurement_times_both_policies_and_keeps_the_seed(tmp_path, bfloat16_cpu):
     cfg = compose_config([*MLP, "trainer.seed=3"])
     keras.utils.set_random_seed(3)

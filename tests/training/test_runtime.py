@@ -12,6 +12,7 @@ from emnist_bench.errors import ConfigError
 from emnist_bench.training import fit as training
 from emnist_bench.training import runtime
 from tests.configs import compose_config
+from tests.isa import needs_bfloat16_kernels
 
 NUM_CLASSES = 47
 
@@ -116,6 +117,7 @@ def test_precision_policy_names_and_auto(monkeypatch):
     assert runtime.precision_policy("auto") == "mixed_float16"
 
 
+@needs_bfloat16_kernels
 def test_bfloat16_model_keeps_float32_variables_and_outputs():
     cfg = compose_config(["model=cnn", "trainer.precision=mixed_bfloat16"])
     runtime.configure_runtime(cfg.trainer)
