@@ -1,31 +1,48 @@
 # Two commands do all the set-up: `make run` trains and evaluates, `make test` runs the tests.
-# Each creates .venv when missing and installs the package with its extras.
+# Each creates .venv when missing and installs the package with the extras it needs: `run` only
+# TensorFlow (EXTRA=cpu, or EXTRA=gpu), `test`, `lint` and `docs` the dev tools and engines too.
 PYTHON ?= python3
 VENV ?= .venv
 EXTRA ?= cpu
 PY := $(VENV)/bin/python
-# The engines' own Hydra launchers (submitit for SLURM, Ray), installed with the suite, whose
-# tests run sweeps through them: `make test ENGINES=` leaves them out (those tests then skip).
-ENGINES ?= ,slurm,ray
+# The engines' own Hydra launchers (submitit for SLURM, Ray). `make run` installs none unless
+# asked (`make run ENGINES=ray`, `ENGINES=slurm,ray`): the main job needs neither, and Ray alone
+# is about 240 MB. `make test` installs both, since their tests run sweeps through them
+# (`make test TEST_ENGINES=` leaves them out; those tests then skip).
+ENGINES ?=
+TEST_ENGINES ?= slurm,ray
 export MPLBACKEND := Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test lint bench
+comma := ,
+# One install's extras, e.g. "cpu,dev,slurm,ray", named by its stamp file (commas as dashes),
+# so that another set of extras installs again and the same set does not.
+stamp = $(VENV)/.installed-$(subst $(comma),-,$(EXTRA)$(if $(strip $(1)),$(comma)$(strip $(1))))
+RUN_STAMP := $(call stamp,$(ENGINES))
+TEST_STAMP := $(call stamp,dev$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
 
-$(VENV)/.installed-$(EXTRA)$(ENGINES): pyproject.toml
+.PHONY: run test lint docs
+
+$(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(EXTRA),dev$(ENGINES)]"
+	$(PY) -m pip install --quiet -e ".[$(subst -,$(comma),$*)]"
 	touch $@
 
 # make run ARGS="model=cnn optimizer=rmsprop data.root=../shared/data/emnist-proxy"
-run: $(VENV)/.installed-$(EXTRA)$(ENGINES)
+run: $(RUN_STAMP)
 	$(PY) -m emnist_bench $(ARGS)
 
 # make test PYTEST_ARGS="-m slow" for the long real-data runs.
-test: $(VENV)/.installed-$(EXTRA)$(ENGINES)
+test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed-$(EXTRA)$(ENGINES)
-	$(PY) -m ruff check emnist_bench tests benchmarks
-	$(PY) -m ruff format --check emnist_bench tests benchmarks
+lint: $(TEST_STAMP)
+	$(PY) -m ruff check emnist_bench tests benchmarks docs
+	$(PY) -m ruff format --check emnist_bench tests benchmarks docs
+
+# The docs site: the configuration reference regenerated from conf/, then a strict build into
+# build/site/ (`mkdocs serve` previews it).
+docs: $(TEST_STAMP)
+	$(PY) docs/gen_config_reference.py
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
