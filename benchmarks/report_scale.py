@@ -7,7 +7,7 @@ combination of the technique table for the MLP and the CNN, then more seeds. Acc
 an additive model (a main effect per option plus noise), so the report has real effects to find.
 Then it times the report in a fresh process and reads that process's peak resident memory.
 
-    .venv/bin/python benchmarks/report_scale.py --runs 10000            # figures in the README
+    .venv/bin/python benchmarks/report_scale.py --runs 10000   # figures: benchmarks/RESULTS.md
 
 Nothing is asserted; the goal is within 60 s and 2 GiB on 2 cores.
 """
