@@ -5,13 +5,10 @@ ink's bounding box, centring in a square frame (aspect ratio kept) with a 2-pixe
 resize to 28x28 and a scaling of the intensities to 0-255. :func:`to_emnist` does the same to a
 photo or scan of any size, dark ink on light paper or the reverse, after separating the ink from
 the paper; the result is an upright (28, 28) uint8 image, bright ink on black, as the models
-take it.
+take it. Files and uploads are read, with bounded work, by :mod:`emnist_bench.predict.images`.
 """
 
 from __future__ import annotations
-
-import io
-from pathlib import Path
 
 import numpy as np
 
@@ -27,37 +24,6 @@ BOX_THRESHOLD = 0.1
 """Ink weaker than this fraction of the strongest is left out of the bounding box."""
 SPECK_FRACTION = 0.02
 """Blobs of ink smaller than this fraction of the largest are specks, not part of the box."""
-SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def read_image(source: Path | str | bytes) -> np.ndarray:
-    """A PNG or JPEG (a path or its bytes) as grayscale float (H, W) in 0-255.
-
-    Transparent pixels are laid on the colour that contrasts with the visible ones, so a
-    drawing on a transparent background keeps its strokes. Raises :class:`UserError` when the
-    file is missing or not an image.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    name = "the image" if isinstance(source, bytes) else str(source)
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as opened:
-            image = ImageOps.exif_transpose(opened)  # a phone's photo the way it was held
-            image.load()
-    except FileNotFoundError as error:
-        raise UserError(f"{name}: not found") from error
-    except UnidentifiedImageError as error:
-        raise UserError(f"{name}: not a readable PNG or JPEG image") from error
-    except (OSError, ValueError) as error:
-        raise UserError(f"{name}: not a readable PNG or JPEG image ({error})") from error
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float64)
-        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])
-        alpha = rgba[..., 3] / 255
-        visible = gray[alpha > 0.5]
-        under = 255.0 if visible.size == 0 or np.median(visible) < 128 else 0.0
-        return gray * alpha + under * (1 - alpha)
-    return np.asarray(image.convert("L"), dtype=np.float64)
 
 
 def otsu_threshold(gray: np.ndarray) -> float:
@@ -140,44 +106,3 @@ def to_emnist(gray: np.ndarray) -> np.ndarray:
     )
     pixels = np.clip(np.asarray(resized, dtype=np.float64), 0, None)
     return np.round(pixels * 255 / pixels.max()).astype(np.uint8)
-
-
-def image_files(sources: list[Path | str]) -> list[Path]:
-    """The image files named, folders expanded to their PNG and JPEG files (sorted).
-
-    Raises:
-        UserError: when a path is missing or a folder holds no image.
-    """
-    found: list[Path] = []
-    for source in map(Path, sources):
-        if source.is_dir():
-            inside = sorted(p for p in source.iterdir() if p.suffix.lower() in SUFFIXES)
-            if not inside:
-                raise UserError(f"{source}: no PNG or JPEG files in this folder")
-            found.extend(inside)
-        elif source.is_file():
-            found.append(source)
-        else:
-            raise UserError(f"{source}: not found")
-    return found
-
-
-def convert_files(paths: list[Path], keep: int = 0) -> tuple[list[np.ndarray], np.ndarray]:
-    """EMNIST's (N, 28, 28) uint8 version of each file, and the first ``keep`` files' grayscale
-    images (for a contact sheet; the rest are not held in memory).
-
-    Raises:
-        UserError: naming the file when one is unreadable or blank.
-    """
-    kept, converted = [], []
-    for path in paths:
-        gray = read_image(path)
-        try:
-            converted.append(to_emnist(gray))
-        except UserError as error:
-            raise UserError(f"{path}: {error}") from error
-        if len(kept) < keep:
-            kept.append(gray)
-    return kept, np.stack(converted) if converted else np.zeros(
-        (0, IMAGE_SIDE, IMAGE_SIDE), np.uint8
-    )

@@ -40,7 +40,7 @@ def contact_sheet_figure(
 
     Args:
         names: The inputs' names (file names).
-        originals: The inputs as grayscale arrays, any size.
+        originals: The inputs as grayscale arrays, any size (thumbnails keep a sheet small).
         seen: The converted images, (N, 28, 28) uint8.
         tops: Per input, the top characters as ``{"label", "probability"}`` dicts.
         max_items: Show at most this many (the first).
@@ -58,13 +58,14 @@ def contact_sheet_figure(
         row, column = divmod(index, columns)
         given, model_view = axes[row, 2 * column], axes[row, 2 * column + 1]
         given.imshow(thumbnail(originals[index]), cmap="gray", vmin=0, vmax=255)
-        given.set_title(_short(names[index]), fontsize=7)
+        given.set_title(_short(names[index]), fontsize=7, parse_math=False)  # names are text
         model_view.imshow(seen[index], cmap="gray", vmin=0, vmax=255)
         best, *others = tops[index]
-        model_view.set_title(f"{best['label']}  {best['probability']:.0%}", fontsize=10)
+        model_view.set_title(f"{best['label']}  {best['probability']:.0%}", fontsize=10,
+                             parse_math=False)  # fmt: skip
         rest = "  ".join(f"{item['label']} {item['probability']:.0%}" for item in others)
         model_view.text(0.5, -0.08, rest, transform=model_view.transAxes, ha="center", va="top",
-                        fontsize=7)  # fmt: skip
+                        fontsize=7, parse_math=False)  # fmt: skip
     left_out = len(names) - shown
     title = "input  |  what the model saw: top characters"
     if left_out:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from emnist_bench.errors import UserError
-from emnist_bench.predict.preprocess import read_image, to_emnist
+from emnist_bench.predict.images import read_image
+from emnist_bench.predict.preprocess import to_emnist
 from emnist_bench.predict.saved import SavedRun, classify, top_k
 
 STATIC = Path(__file__).resolve().parent / "static"
