@@ -38,8 +38,9 @@ def server(cnn_run):
     running.server_close()
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST")
+def post(url: str, body: bytes, kind: str = "image/png") -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": kind})  # fmt: skip
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())

@@ -54,9 +54,11 @@ function strokeTo(point) {
   last = point;
 }
 
+// The server takes only image/png and image/jpeg (which a cross-site form cannot send); a
+// file of another type is sent as it is and the server says what it takes.
 function post(body, number) {
   fetch("/predict", { method: "POST", body: body,
-                      headers: { "Content-Type": "application/octet-stream" } })
+                      headers: { "Content-Type": body.type || "application/octet-stream" } })
     .then((response) => response.json())
     .catch((error) => ({ error: String(error) }))
     .then((answer) => {
