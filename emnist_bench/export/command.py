@@ -86,6 +86,8 @@ def export(
     bad = [item for item in overrides if "=" not in item]
     if bad:
         raise UserError(f"{bad[0]!r} is not key=value")
+    out = Path(out) if out is not None else Path(run_dir) / "export"
+    check_out(out)  # before the work, not after it
     run = open_run(run_dir)
     cfg = OmegaConf.merge(run.config, OmegaConf.from_dotlist(["data.download=false", *overrides]))
     test, mapping = load_checked_test(cfg, run.classes)
@@ -95,7 +97,6 @@ def export(
 
     model = formats.float32_model(run.model)
     reference = predict(model, test.images, run.batch_size)
-    out = Path(out) if out is not None else run.folder / "export"
     out.mkdir(parents=True, exist_ok=True)
     if fmt == "savedmodel":
         path, probabilities = _write_savedmodel(model, out, test.images, reference)
@@ -122,6 +123,17 @@ def export(
     write_classes(out, str(cfg.data.split), mapping)
     write_json(out / f"check_{'savedmodel' if fmt == 'savedmodel' else path.name}.json", result)
     return result
+
+
+def check_out(out: Path) -> None:
+    """Raises :class:`UserError` unless ``out`` is a folder, or can be made one, to write in."""
+    existing = next(folder for folder in (out, *out.parents) if folder.exists())
+    if not existing.is_dir():
+        raise UserError(
+            f"--out {existing}: exists and is not a folder; name a folder (new or existing)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {existing} is not writable; name a folder you own")
 
 
 def load_checked_test(cfg, classes: tuple[str, ...]):

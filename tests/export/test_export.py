@@ -126,3 +126,37 @@ def test_augmentation_layers_are_left_out_of_the_exported_files(tmp_path, float3
     (tmp_path / "model.tflite").write_bytes(formats.tflite_bytes(saved))  # no random ops left
     np.testing.assert_allclose(formats.tflite_predict(tmp_path / "model.tflite", images), expected,
                                atol=1e-5)  # fmt: skip
+
+
+def test_an_out_that_is_a_file_is_one_line_before_any_work(cnn_run, tmp_path, capsys):
+    import time
+
+    folder, _ = cnn_run
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    for out in (taken, taken / "inside"):
+        started = time.perf_counter()
+        with pytest.raises(SystemExit) as stopped:
+            command.main([str(folder), "--format", "tflite", "--out", str(out)])
+        err = capsys.readouterr().err.strip()
+        assert stopped.value.code == 2 and err.splitlines() == [
+            f"error: --out {taken}: exists and is not a folder; name a folder (new or existing)"
+        ]
+        assert time.perf_counter() - started < 2 and taken.read_text() == "mine"
+
+
+def test_a_damaged_model_is_one_line(cnn_run, tmp_path, capsys):
+    import shutil
+
+    folder, _ = cnn_run
+    run = tmp_path / "run"
+    shutil.copytree(folder, run)
+    (run / "model.keras").write_bytes((run / "model.keras").read_bytes()[:5000])
+    with pytest.raises(SystemExit) as stopped:
+        command.main([str(run), "--format", "savedmodel", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert (
+        stopped.value.code == 2
+        and err == f"error: {run / 'model.keras'}: damaged (not a whole .keras file); rerun the run"
+    )
+    assert not (tmp_path / "out").exists()
