@@ -116,7 +116,8 @@ def _decode(data, name: str, max_pixels: int):
                 )
             opened.draft("L", (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at 1/2..1/8
             transparent = opened.mode in ("RGBA", "LA", "PA") or "transparency" in opened.info
-            image = opened.convert("RGBA" if transparent else "L")
+            mode = "RGBA" if transparent else "L"
+            image = opened if opened.mode == mode else opened.convert(mode)  # no full copy
             image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BICUBIC)
             return ImageOps.exif_transpose(image)  # a phone's photo the way it was held
     except Image.DecompressionBombError as error:

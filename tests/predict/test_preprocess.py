@@ -146,3 +146,12 @@ def test_folders_expand_to_their_images_in_order(tmp_path):
         tmp_path / "empty",
         tmp_path / "nothing",
     ]
+
+
+@pytest.mark.parametrize("kind", ["JPEG", "PNG"])
+def test_a_photo_is_turned_the_way_it_was_held_after_shrinking(kind):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # held turned: a 4,000 x 2,000 photo shows 2,000 wide, 4,000 high
+    buffer = io.BytesIO()
+    Image.new("L", (4000, 2000), 255).save(buffer, kind, exif=exif.tobytes())
+    assert read_image(buffer.getvalue()).shape == (1024, 512)
