@@ -61,6 +61,7 @@ def write_run(
     seed: int = 42,
     independent: int | None = None,
     learning_rates: list[float] | None = None,
+    settings: dict[str, object] | None = None,
     **techniques: str,
 ) -> Path:
     """Writes ``sweep/run_dir`` as a run leaves it: metrics, history, config, plots.
@@ -76,6 +77,7 @@ def write_run(
             difference shows in the paired test); with a number, they are a random draw of
             that seed instead (differences drown in the discordant images).
         learning_rates: the ``learning_rate`` column of history.csv, one per epoch.
+        settings: other resolved config values, by dotted key (``{"augment.name": "light"}``).
         techniques: technique choices that differ from :data:`BASE`.
 
     Returns:
@@ -124,5 +126,8 @@ def write_run(
         "data": {"root": data_root, "split": "balanced", "subset": None},
         "trainer": {"epochs": epochs, "seed": seed},
     }
-    OmegaConf.save(OmegaConf.create(config), out / "config.yaml")
+    saved = OmegaConf.create(config)
+    for key, value in (settings or {}).items():
+        OmegaConf.update(saved, key, value, force_add=True)
+    OmegaConf.save(saved, out / "config.yaml")
     return out

@@ -73,7 +73,7 @@ def write_report(
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = {"summary_csv": out / "summary.csv", "effects_csv": out / "effects.csv"}
-        summary.drop(columns="path").to_csv(written["summary_csv"], index=False)
+        summary.drop(columns=["path", "settings"]).to_csv(written["summary_csv"], index=False)
         effects_csv(effects).to_csv(written["effects_csv"], index=False)
         written["summary_md"] = write_markdown(
             out / "summary.md", title, summary, effects, about, factorials

@@ -51,7 +51,13 @@ def _groups_present(effects: pd.DataFrame) -> list[str]:
 
 VERDICT_MARKS = {
     "better": "+", "worse": "−", "no detectable difference": "≈", "no-op": "0", "collapsed": "×",
+    "unstable": "!", "not compared": "?",
 }  # fmt: skip
+
+
+def _mark(verdict: object) -> str:
+    """A verdict's one-character mark; ``unstable (1 of 3 seeds failed)`` is ``unstable``'s."""
+    return VERDICT_MARKS.get(str(verdict).split(" (")[0], "")
 
 
 def _option_order(data: pd.DataFrame) -> list[str]:
@@ -89,7 +95,9 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
                 yerr=errors, capsize=2, error_kw={"lw": 0.9, "ecolor": "#333333"},
             )  # fmt: skip
             labels = [
-                "" if pd.isna(h) else f"{h:.1%} {VERDICT_MARKS.get(runs['verdict'].get(o), '')}"
+                ""
+                if pd.isna(h)
+                else f"{h:.1%} {VERDICT_MARKS.get(str(runs['verdict'].get(o)).split(' (')[0], '')}"
                 for h, o in zip(heights, options, strict=True)
             ]
             ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
@@ -124,7 +132,8 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
     fig.suptitle(
         "Test accuracy per option with 95% intervals, one technique changed at a time "
         f"({about})\nbase option in bold, dashed line: each model's base; "
-        "+ better, − worse, ≈ no detectable difference, 0 no-op, × collapsed",
+        "+ better, − worse, ≈ no detectable difference, 0 no-op, × collapsed, ! unstable, "
+        "? not compared",
         fontsize=11,
     )
     return fig

@@ -3,6 +3,7 @@ its own ``metrics.json`` (what it actually used), and each model's base configur
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,24 @@ SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")
 SUMMARY_COLUMNS = (
     "run_dir", "model", "family", "variant", *TECHNIQUE_GROUPS, "seed", "status", *SCORES,
     "epochs_run", "train_seconds", "params", "error", "cohort", "epochs", "data", "subset",
-    "test_samples", "num_classes", "test_fingerprint", "code", "path",
+    "test_samples", "num_classes", "test_fingerprint", "code", "duplicate_of", "path",
+    "settings",
 )  # fmt: skip
-# What must be equal for two runs' numbers to be pooled or paired: a run's cohort names the
-# ones that differ between the runs of a report (e.g. "epochs=3").
+# What is shown when runs of a report were trained differently (setup_notes).
 SETUP = ("data", "subset", "epochs", "test_fingerprint")
+# Config keys (and the subtrees under them) that cannot change a run's result: where it writes,
+# how it logs, how a sweep launched it, how many threads it used. Every other resolved value
+# must be equal for two runs to be pooled or paired.
+UNRELATED = (
+    "output_dir", "hparams_file", "continue_on_error", "grid", "variant", "seed_report",
+    "hydra", "logger", "data.cache_dir", "data.download", "data.urls", "data.md5",
+    "trainer.seed", "tuner.seed", "trainer.intra_op_threads", "trainer.inter_op_threads",
+    "trainer.steps_per_execution", "trainer.sample_grid", "trainer.callbacks",
+    "tuner.distributed",
+)  # fmt: skip
+# Unused unless a tuner searches: a run without one never reads them.
+SEARCH_ONLY = ("search_space", "tuner")
+MISSING = "(unset)"
 # Models in tables and plots: the MLP first, then the CNN, then any other by name.
 FAMILY_ORDER = {"mlp": 0, "cnn": 1}
 
@@ -94,7 +108,34 @@ def run_row(run_dir: Path, label: str) -> dict[str, Any]:
         row["subset"] = _select(cfg, "data.subset")
     if row["status"] != COMPLETED:
         row.update(dict.fromkeys(SCORES))
+    row["settings"] = settings(cfg) if cfg is not None else None
     return row
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _unrelated(key: str, searched: bool) -> bool:
+    prefixes = UNRELATED if searched else UNRELATED + SEARCH_ONLY
+    return any(key == p or key.startswith(f"{p}.") for p in prefixes)
+
+
+def settings(cfg: dict[str, Any]) -> dict[str, str]:
+    """A run's resolved config as ``{"trainer.epochs": "5", ...}``: every value that can change
+    its result (not :data:`UNRELATED`), the data folder by name only (paths differ between
+    machines)."""
+    flat: dict[str, str] = {}
+    _flatten(cfg, "", flat)
+    searched = flat.get("tuner.name", "none") not in ("none", "null")
+    kept = {key: value for key, value in flat.items() if not _unrelated(key, searched)}
+    if "data.root" in kept:
+        kept["data.root"] = Path(str(_select(cfg, "data.root"))).name
+    return kept
 
 
 def _multirun_choices(folders: Sequence[Path]) -> dict[str, str]:
@@ -158,24 +199,119 @@ def _sort_key(row: pd.Series) -> tuple:
     )
 
 
-def cohorts(summary: pd.DataFrame) -> pd.Series:
-    """Each run's cohort: the setup values (``SETUP``) that differ between the runs, e.g.
-    ``epochs=3``; empty when every run was trained alike."""
-    differing = [key for key in SETUP if summary[key].astype(str).nunique() > 1]
-    return (
-        summary[differing]
-        .astype(str)
-        .apply(lambda row: ",".join(f"{key}={value}" for key, value in row.items()), axis=1)
-        if differing
-        else pd.Series("", index=summary.index)
+def _in_group(key: str, groups: Sequence[str]) -> bool:
+    return any(key.startswith(f"{g}.") for g in groups)
+
+
+def _label(keys: list[str], values: pd.DataFrame) -> pd.Series:
+    """``augment=light, trainer.epochs=3`` per row of ``values`` (one column per key); a
+    group's other keys are folded into its name where the name alone tells them apart."""
+    shown = list(keys)
+    for key in keys:
+        prefix, _, leaf = key.rpartition(".")
+        if leaf != "name" or not prefix:
+            continue
+        siblings = [k for k in keys if k != key and k.startswith(f"{prefix}.")]
+        if siblings and (values.groupby(key)[siblings].nunique() <= 1).all(axis=None):
+            shown = [k for k in shown if k not in siblings]
+    names = {k: k.removesuffix(".name") for k in shown}
+    return values[shown].apply(
+        lambda row: ", ".join(f"{names[k]}={v}" for k, v in row.items()), axis=1
     )
+
+
+def _setting_values(runs: pd.DataFrame, exclude: Sequence[str]) -> pd.DataFrame:
+    """One column per setting (not under the ``exclude`` groups) of ``runs``' resolved configs;
+    :data:`MISSING` where a run's config lacks it, or had no config at all."""
+    known = [s if isinstance(s, dict) else {} for s in runs["settings"]]
+    keys = sorted({k for s in known for k in s if not _in_group(k, exclude)})
+    values = pd.DataFrame([[s.get(k, MISSING) for k in keys] for s in known], columns=keys)
+    values.index = runs.index
+    fingerprints = runs["test_fingerprint"].astype(object)
+    if fingerprints.dropna().nunique() > 1:
+        # Runs that never scored (failed) take their own config's most common test images.
+        filled = fingerprints.copy()
+        config = values.astype(str).agg("|".join, axis=1) if keys else pd.Series("", runs.index)
+        for _, same in fingerprints.groupby(config):
+            common = same.dropna().mode()
+            if len(common):
+                filled[same.index] = same.fillna(common.iloc[0])
+        values["test images"] = filled.fillna(MISSING).astype(str).str[:12]
+    return values
+
+
+def _differing(values: pd.DataFrame) -> list[str]:
+    """The settings with more than one value among the runs that have them: a key that some
+    runs' configs lack (written by older code) is not held against them."""
+    return [k for k in values.columns if values[k][values[k] != MISSING].nunique() > 1]
+
+
+def cohorts(summary: pd.DataFrame) -> pd.Series:
+    """Each run's cohort within its model: the settings (other than its techniques and seed)
+    that differ between the model's runs, e.g. ``augment=light, trainer.epochs=3``; empty when
+    every run of the model was trained alike. Runs of different cohorts are never pooled."""
+    cohort = pd.Series("", index=summary.index, dtype=object)
+    for _, runs in summary.groupby("model", sort=False):
+        values = _setting_values(runs, TECHNIQUE_GROUPS)
+        differing = _differing(values)
+        if differing:
+            cohort[runs.index] = _label(differing, values)
+    return cohort
+
+
+def _label_options(summary: pd.DataFrame) -> None:
+    """Options of one name but different settings (``optimizer=adam`` with two learning rates)
+    are different options: each gets its differing settings, ``adam (learning_rate=0.003)``."""
+    for group in TECHNIQUE_GROUPS:
+        for _, runs in summary.groupby(["model", group], sort=False):
+            values = _setting_values(runs, [g for g in TECHNIQUE_GROUPS if g != group])
+            own = values[[k for k in values.columns if k.startswith(f"{group}.")]]
+            differing = _differing(own)
+            if not differing:
+                continue
+            shown = own[differing].rename(columns={k: k.split(".", 1)[1] for k in differing})
+            labels = shown.apply(
+                lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1
+            )
+            summary.loc[runs.index, group] = runs[group].astype(str) + " (" + labels + ")"
+
+
+def _mark_duplicates(summary: pd.DataFrame) -> None:
+    """A run with the same model, resolved config and seed as another (a copied folder, the same
+    sweep passed twice) is counted once: ``duplicate_of`` names the run that counts (a completed
+    one where there is one)."""
+    identity = pd.Series(
+        [
+            None
+            if not isinstance(row["settings"], dict)
+            else repr(
+                (
+                    row["model"],
+                    row["seed"],
+                    [row[g] for g in TECHNIQUE_GROUPS],
+                    sorted(row["settings"].items()),
+                )
+            )
+            for _, row in summary.iterrows()
+        ],
+        index=summary.index,
+    )
+    summary["duplicate_of"] = None
+    for _, same in summary[identity.notna()].groupby(identity.dropna(), sort=False):
+        if len(same) < 2:
+            continue
+        kept = same.sort_values("status", key=lambda s: s != COMPLETED, kind="stable").index[0]
+        others = same.index.drop(kept)
+        summary.loc[others, "duplicate_of"] = summary.at[kept, "run_dir"]
 
 
 def load_summary(folders: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, dict[str, str]]]:
     """The summary table (one row per run, base runs first) and each model's base choices.
 
     Runs of several folders are merged; their ``run_dir`` is then prefixed with the folder's
-    name. Runs trained differently (``SETUP``) get different cohorts and are never pooled.
+    name. Runs trained differently (any resolved setting but their techniques and seed, see
+    :func:`cohorts`) get different cohorts and are never pooled; a run that repeats another
+    (:func:`_mark_duplicates`) is kept, with ``duplicate_of`` set, and counted once.
 
     Raises:
         UserError: when the folders hold no run.
@@ -190,6 +326,8 @@ def load_summary(folders: Sequence[Path]) -> tuple[pd.DataFrame, dict[str, dict[
         raise UserError(f"{names}: no runs found (no */metrics.json); run a sweep first")
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     summary["family"] = summary["family"].fillna(summary["model"])
+    _mark_duplicates(summary)
+    _label_options(summary)
     summary["cohort"] = cohorts(summary)
     bases = base_choices(summary, folders)
     summary["variant"] = [_variant(row, bases[row["model"]]) for _, row in summary.iterrows()]
@@ -213,6 +351,14 @@ def setup_notes(summary: pd.DataFrame) -> list[str]:
             shown = ", ".join(values[:4]) + (", ..." if len(values) > 4 else "")
             pooled = "compared only within the same" if key in SETUP else "pooled across"
             notes.append(f"The runs differ in {name} ({shown}): {pooled} {name}.")
+    duplicates = summary[summary["duplicate_of"].notna()]
+    if len(duplicates):
+        pairs = [f"{r['run_dir']} (as {r['duplicate_of']})" for _, r in duplicates.iterrows()]
+        shown = "; ".join(pairs[:10]) + ("; ..." if len(pairs) > 10 else "")
+        notes.append(
+            f"{len(pairs)} run{'s' if len(pairs) != 1 else ''} repeat another run's config and "
+            f"seed and count once: {shown}."
+        )
     return notes
 
 

@@ -307,14 +307,9 @@ def seeds_needed(parts: Components, delta: float, comparisons: int = 1) -> float
     return float(needed) if needed <= MAX_SEEDS else math.inf
 
 
-def detectable_difference(
-    discordant_share: float, test_images: int, seeds: int, comparisons: int
-) -> float:
-    """A rough smallest difference a paired comparison detects with 80% power at Holm's
-    strictest level, for a share of discordant images: ``(z_a + z_power) * sqrt(discordant /
-    (images * seeds))``. It assumes images and seeds independent, so it is a lower bound where
-    a configuration's preferences for images persist over seeds (use :func:`seeds_needed` for a
-    figure from the measured variances)."""
-    if test_images <= 0 or seeds <= 0 or not discordant_share > 0:
+def detectable_difference(standard_error: float, comparisons: int = 1) -> float:
+    """The smallest true difference a comparison with this standard error detects with 80%
+    power at Holm's strictest level: ``(z_alpha + z_power) x standard_error``."""
+    if not standard_error > 0:
         return math.nan
-    return float(_z_sum(comparisons) * math.sqrt(discordant_share / (test_images * seeds)))
+    return float(_z_sum(comparisons) * standard_error)

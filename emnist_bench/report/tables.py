@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from emnist_bench.report.effects import detectable
+from emnist_bench.report.effects import comparisons, detectable
 from emnist_bench.report.runs import setup_notes, status_counts
 from emnist_bench.rundir import COMPLETED
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
@@ -89,24 +89,34 @@ def delta_cell(row: Any, prefix: str = "") -> str:
 def introduction(summary: pd.DataFrame, effects: pd.DataFrame, about: str) -> list[str]:
     """The paragraphs that open the report: the data, how sure it can be, how to read it."""
     paragraphs = [f"{about}. Runs: {len(summary)} ({status_counts(summary)})."]
+    if not effects.empty:
+        size = comparisons(effects)
+        paragraphs.append(
+            f"Comparisons adjusted for (Holm): {size}. Rows that are not comparisons (base, "
+            "no-op, collapsed, unstable, failed, diverged, not compared) are left out of them."
+        )
     smallest = detectable(effects) if not effects.empty else float("nan")
     if not pd.isna(smallest):
-        compared = int((effects["paired_seeds"] > 0).sum())
         paragraphs.append(
             f"Smallest difference this sweep could detect: about {smallest * 100:.1f} "
-            f"percentage points ({compared} comparisons, 80% power at the Holm-adjusted 5% "
-            "level). Differences smaller than that are noise here, whatever their sign."
+            "percentage points (80% power at the Holm-adjusted 5% level, from the median "
+            "measured standard error). A difference smaller than its own noise is not a "
+            "finding, whatever its sign; for each such row, 'seeds needed' says how many seeds "
+            "would detect a difference of its size."
         )
     paragraphs += setup_notes(summary)
     paragraphs.append(
         "One factor at a time: each option is compared with its model's base, all other "
-        "techniques as in the base, seed by seed on the same test images. Accuracies are means "
-        "over seeds with a 95% interval (across seeds, or from the test images for one seed); "
-        "Δ is the difference from the base in percentage points with its 95% interval (paired "
-        "bootstrap over seeds and images); p is McNemar's exact test adjusted for every "
-        "comparison in the report (Holm). Verdicts: better / worse (adjusted p < 0.05 and the "
-        "interval excludes 0), no detectable difference (not ranked), collapsed (at most twice "
-        "chance), no-op (trained exactly as the base), failed, diverged."
+        "techniques and settings as in the base, seed by seed on the same test images. "
+        "Accuracies are means over seeds with a 95% interval; Δ is the difference from the "
+        "base in percentage points with its 95% interval (a bootstrap that resamples seeds and, "
+        "once for all of them, test images). p comes from a t-test on the per-image "
+        "differences that also carries the seed-to-seed spread of whole runs (each test image "
+        "counts once, however many seeds saw it; see docs/statistics.md), adjusted with Holm. "
+        "Verdicts: better / worse (adjusted p < 0.05 and the interval excludes 0), no "
+        "detectable difference (not ranked), unstable (some seeds failed or diverged: no "
+        "verdict), not compared (no predictions to pair), collapsed (at most twice chance), "
+        "no-op (trained exactly as the base), failed, diverged."
     )
     return paragraphs
 

@@ -10,9 +10,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
+from scipy import stats
 
 from emnist_bench.report import command as report
 from emnist_bench.report import statistics
@@ -102,11 +104,12 @@ def test_options_get_intervals_verdicts_and_ranks_only_where_detectable(sweep: P
     rmsprop, sgd = mlp_opt.iloc[0], mlp_opt.iloc[2]
     assert (rmsprop["delta"], sgd["delta"]) == pytest.approx((0.05, -0.10), abs=0.002)
     assert rmsprop["delta_ci_low"] > 0 and sgd["delta_ci_high"] < 0
-    # The fabricated runs are nested: the better one is right wherever the other is, so
-    # McNemar's exact test sees only one-sided discordant images.
-    assert rmsprop["p_value"] == pytest.approx(0.5 ** (round(0.65 * 470) - round(0.60 * 470) - 1))
+    # One seed: the paired t-test on the per-image differences (the fabricated runs are nested,
+    # so the better one is right on 24 more images and wrong on none the other got right).
+    differences = np.r_[np.ones(round(0.65 * 470) - round(0.60 * 470)), np.zeros(446)]
+    assert rmsprop["p_value"] == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
     assert list(mlp_opt["is_base"]) == [False, True, False, False]
-    # One seed: the accuracy's interval is Wilson's from the 470 test images.
+    # One seed: the accuracy (from its predictions) has Wilson's interval on the 470 images.
     assert (rmsprop["ci_low"], rmsprop["ci_high"]) == pytest.approx(
         statistics.wilson(rmsprop["test_accuracy"], 470)
     )
@@ -146,9 +149,14 @@ def test_noise_collapse_and_no_op_are_told_apart_from_real_effects(tmp_path: Pat
     assert effects.loc[("lr_schedule", "step_decay"), "verdict"] == "no-op"
     assert effects.loc[("lr_schedule", "cosine"), "verdict"] == "better"
     assert (effects["n_seeds"] == 2).all()
-    # Two seeds: the interval is Student's t across them (here both seeds agree exactly).
+    # Two seeds that agree exactly add nothing: the test images alone set the interval, as wide
+    # as one seed's (the images, not the seeds x images, are the unit).
     base = effects.loc[("activation", "relu")]
-    assert base["ci_low"] == base["ci_high"] == pytest.approx(0.60, abs=0.002)
+    half = stats.t.ppf(0.975, 469) * math.sqrt(0.6 * 0.4 / 469)
+    assert (base["ci_low"], base["ci_high"]) == pytest.approx((0.6 - half, 0.6 + half), abs=2e-3)
+    # Holm's family holds only the real comparisons: elu and cosine, not the base, the
+    # collapsed sgd or the no-op step_decay.
+    assert effects["p_adjusted"].notna().sum() == 2
 
 
 def test_effects_csv_has_the_documented_columns(sweep: Path):
@@ -157,6 +165,7 @@ def test_effects_csv_has_the_documented_columns(sweep: Path):
     assert list(effects.columns) == [
         "model", "technique", "option", "n_seeds", "mean_test_accuracy", "ci_low", "ci_high",
         "delta_vs_base", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted", "verdict",
+        "n_runs", "n_completed", "n_paired_seeds", "unpaired_seeds", "seeds_needed",
     ]  # fmt: skip
     adjusted = effects.dropna(subset=["p_value"])
     assert (adjusted["p_adjusted"] >= adjusted["p_value"]).all()
@@ -185,7 +194,7 @@ def test_several_folders_merge_and_differently_trained_runs_are_not_pooled(tmp_p
     summary = pd.read_csv(written["summary_csv"])
     assert sorted(summary["run_dir"])[:2] == ["long/mlp/base", "long/mlp/dropout=off"]
     effects = pd.read_csv(written["effects_csv"])
-    assert set(effects["model"]) == {"mlp (epochs=1)", "mlp (epochs=3)"}
+    assert set(effects["model"]) == {"mlp (trainer.epochs=1)", "mlp (trainer.epochs=3)"}
     text = (out / "summary.md").read_text()
     assert "The runs differ in epochs (1, 3): compared only within the same epochs." in text
 
@@ -198,7 +207,7 @@ def test_markdown_shows_intervals_verdicts_and_what_the_sweep_can_detect(sweep: 
     section = text.split("### mlp · optimizer")[1].split("###")[0]
     rows = [line for line in section.splitlines() if line.startswith("| ") and "rank" not in line]
     assert [row.split(" | ")[1] for row in rows] == ["rmsprop", "adam (base)", "sgd", "adagrad"]
-    assert "| 1 | rmsprop | 1 | 65.00% [60.6, 69.2] |" in rows[0] and "| better |" in rows[0]
+    assert "| 1 | rmsprop | 1 | 65.11% [60.7, 69.3] |" in rows[0] and "| better |" in rows[0]
     assert "+5.11 pp [+" in rows[0]
     assert "| failed |" in rows[3]
     header = "| option | mlp test acc [95% CI] | mlp Δ vs base [95% CI] | mlp verdict |"

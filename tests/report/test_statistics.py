@@ -46,13 +46,14 @@ def test_identical_runs_differ_by_nothing():
     assert (result.delta, result.low, result.high, result.p_value) == (0.0, 0.0, 0.0, 1.0)
 
 
-def test_a_paired_difference_has_mcnemars_p_value_and_a_bootstrap_interval():
+def test_one_seed_is_the_paired_t_test_on_the_images():
     # The option is right on 30 images the base gets wrong, and wrong on 10 the base gets right.
     base = correct(1000, set(range(30)) | set(range(100, 150)))
     option = correct(1000, set(range(40, 50)) | set(range(100, 150)))
     result = statistics.paired_difference([option], [base])
     assert result.delta == pytest.approx(0.02)
-    assert result.p_value == pytest.approx(stats.binomtest(30, 40).pvalue)
+    differences = option.astype(int) - base.astype(int)
+    assert result.p_value == pytest.approx(stats.ttest_1samp(differences, 0).pvalue)
     assert result.discordant_share == pytest.approx(0.04)
     # The normal approximation of the same paired difference, for scale.
     half = 1.96 * math.sqrt((0.04 - 0.02**2) / 1000)
@@ -70,8 +71,50 @@ def test_seeds_that_disagree_widen_the_interval():
     result = statistics.paired_difference([better, worse], [base, base])
     assert result.delta == pytest.approx(0.0)
     assert result.low < -0.03 and result.high > 0.03
+    assert result.p_value > 0.5
     steady = statistics.paired_difference([better, better], [base, base])
-    assert steady.low > 0.04
+    assert steady.low > 0.03 and steady.p_value < 1e-6
+
+
+def test_seeds_that_agree_do_not_count_their_images_twice():
+    # Five seeds right on the same 50 more images are one piece of evidence about those
+    # images, not five: the interval is one seed's, not sqrt(5) times narrower.
+    base, better = correct(1000, set(range(100))), correct(1000, set(range(50)))
+    one = statistics.paired_difference([better], [base])
+    five = statistics.paired_difference([better] * 5, [base] * 5)
+    assert five.high - five.low == pytest.approx(one.high - one.low, rel=0.15)
+    assert five.parts.standard_error == pytest.approx(one.parts.standard_error, rel=0.01)
+
+
+def test_variance_components_are_recovered_from_a_crossed_design():
+    rng = np.random.default_rng(3)
+    images, seeds = 4000, 40
+    scores = (
+        rng.normal(0, 0.3, images)[None, :]  # var(a) = 0.09
+        + rng.normal(0, 0.1, seeds)[:, None]  # var(c) = 0.01
+        + rng.normal(0, 0.5, (seeds, images))  # var(e) = 0.25
+    )
+    parts = statistics.components(scores)
+    assert parts.image_variance == pytest.approx(0.09, rel=0.1)
+    assert parts.seed_variance == pytest.approx(0.01, rel=0.5)
+    assert parts.residual_variance == pytest.approx(0.25, rel=0.02)
+    expected = math.sqrt(
+        parts.image_variance / images
+        + parts.seed_variance / seeds
+        + parts.residual_variance / (images * seeds)
+    )
+    assert parts.standard_error == pytest.approx(expected, rel=1e-6)
+    assert parts.standard_error_with(seeds) == pytest.approx(expected, rel=1e-6)
+    assert seeds - 1 < parts.dof < images * seeds
+
+
+def test_accuracy_interval_counts_each_image_once():
+    right = correct(470, set(range(188)))  # 60%
+    mean, low, high = statistics.accuracy_interval([right])
+    assert (low, high) == pytest.approx(statistics.wilson(0.6, 470))
+    mean, low, high = statistics.accuracy_interval([right, right.copy()])
+    half = stats.t.ppf(0.975, 469) * math.sqrt(0.6 * 0.4 / 469)
+    assert (mean, low, high) == pytest.approx((0.6, 0.6 - half, 0.6 + half))
 
 
 def test_paired_runs_must_share_their_images_and_seeds():
@@ -81,10 +124,28 @@ def test_paired_runs_must_share_their_images_and_seeds():
         statistics.paired_difference([np.ones(5, bool)] * 2, [np.ones(5, bool)])
 
 
-def test_detectable_difference_shrinks_with_images_and_seeds():
-    one = statistics.detectable_difference(0.1, test_images=7050, seeds=1, comparisons=40)
-    three = statistics.detectable_difference(0.1, test_images=7050, seeds=3, comparisons=40)
-    small = statistics.detectable_difference(0.1, test_images=470, seeds=1, comparisons=40)
-    assert three == pytest.approx(one / math.sqrt(3))
-    assert small > one
-    assert 0.01 < one < 0.02  # about 1.3 points on the proxy test split
+def test_seeds_needed_reach_80_percent_power_from_the_measured_variances():
+    rng = np.random.default_rng(5)
+    differences = (
+        rng.normal(0.004, 0.3, 7050)[None, :]
+        + rng.normal(0, 0.004, 3)[:, None]
+        + rng.normal(0, 0.2, (3, 7050))
+    )
+    parts = statistics.components(differences)
+    delta, comparisons = 0.015, 10
+    needed = statistics.seeds_needed(parts, delta, comparisons)
+    z = stats.norm.ppf(1 - 0.05 / (2 * comparisons)) + stats.norm.ppf(0.8)
+    assert 1 <= needed < statistics.MAX_SEEDS
+    assert parts.standard_error_with(int(needed)) <= delta / z
+    assert needed == 1 or parts.standard_error_with(int(needed) - 1) > delta / z
+    # Below what the test images themselves can resolve, no number of seeds will do.
+    assert statistics.seeds_needed(parts, 0.001, comparisons) == math.inf
+    one_seed = statistics.components(differences[:1])
+    assert math.isnan(statistics.seeds_needed(one_seed, delta, comparisons))
+
+
+def test_detectable_difference_is_the_standard_error_times_the_power_multiplier():
+    z = stats.norm.ppf(1 - 0.05 / 80) + stats.norm.ppf(0.8)
+    assert statistics.detectable_difference(0.005, comparisons=40) == pytest.approx(z * 0.005)
+    assert statistics.detectable_difference(0.005, 1) < statistics.detectable_difference(0.005, 40)
+    assert math.isnan(statistics.detectable_difference(0.0, 40))

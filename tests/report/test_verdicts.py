@@ -1,0 +1,124 @@
+"""What stands behind each row of the report: cohorts that never pool unlike runs, partial
+failures, runs never compared, duplicates counted once, and Holm's family of real comparisons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from emnist_bench.report import command as report
+from emnist_bench.report.effects import technique_effects
+from emnist_bench.report.runs import load_summary
+from tests.fake_runs import write_run
+
+SEEDS = (1, 2, 3)
+PLAIN = {"augment.name": "none"}
+
+
+def grid(root: Path, **settings: object) -> None:
+    """A base and two dropout/optimizer variants of the MLP, three seeds each."""
+    config = {"augment.name": settings.pop("augment", "none"), **settings}
+    for seed in SEEDS:
+        write_run(root, f"mlp/base/seed={seed}", 0.60, seed=seed, settings=config)
+        write_run(root, f"mlp/dropout=off/seed={seed}", 0.66, seed=seed, dropout="off",
+                  settings=config)  # fmt: skip
+        write_run(root, f"mlp/optimizer=sgd/seed={seed}", 0.55, seed=seed, optimizer="sgd",
+                  settings=config)  # fmt: skip
+
+
+def effects_of(*folders: Path) -> pd.DataFrame:
+    summary, bases = load_summary(list(folders))
+    return technique_effects(summary, bases)
+
+
+def test_runs_that_differ_in_any_other_setting_are_never_pooled(tmp_path: Path):
+    grid(tmp_path / "plain")
+    grid(tmp_path / "light", augment="light", **{"optimizer.learning_rate": 0.001})
+    effects = effects_of(tmp_path / "plain", tmp_path / "light")
+    # Each cohort is named by what sets it apart, and compared within itself: three seeds
+    # each, never six.
+    assert set(effects["model"]) == {"mlp (augment=none)", "mlp (augment=light)"}
+    assert (effects["n_runs"] == 3).all()
+    assert (effects.loc[~effects["is_base"], "paired_seeds"] == 3).all()
+
+
+def test_options_of_one_name_but_other_settings_are_other_options(tmp_path: Path):
+    root = tmp_path / "sweep"
+    for seed in SEEDS:
+        write_run(root, f"mlp/base/seed={seed}", 0.60, seed=seed,
+                  settings={"optimizer.learning_rate": 0.001})  # fmt: skip
+        write_run(root, f"mlp/fast/seed={seed}", 0.62, seed=seed,
+                  settings={"optimizer.learning_rate": 0.003})  # fmt: skip
+    summary, _ = load_summary([root])
+    assert set(summary["optimizer"]) == {"adam (learning_rate=0.001)", "adam (learning_rate=0.003)"}
+    assert (summary["cohort"] == "").all()
+
+
+def test_a_variant_with_failed_seeds_is_unstable_not_better(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    # dropout=off: seed 1 completed (and much better), seeds 2 and 3 did not.
+    for seed, status in ((2, "diverged"), (3, "failed")):
+        for path in (root / f"mlp/dropout=off/seed={seed}").iterdir():
+            if path.is_file():
+                path.unlink()
+        write_run(root, f"mlp/dropout=off/seed={seed}/again", None, seed=seed, dropout="off",
+                  status=status, settings=PLAIN)  # fmt: skip
+    effects = effects_of(root).set_index(["technique", "option"])
+    row = effects.loc[("dropout", "off")]
+    assert row["verdict"] == "unstable (2 of 3 seeds failed)"
+    assert (row["n_runs"], row["n_completed"]) == (3, 1)
+    assert pd.isna(row["p_adjusted"]) and pd.isna(row["rank"])
+
+
+def test_runs_without_predictions_are_not_compared(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    for seed in SEEDS:
+        (root / f"mlp/optimizer=sgd/seed={seed}/predictions.npz").unlink()
+    effects = effects_of(root).set_index(["technique", "option"])
+    row = effects.loc[("optimizer", "sgd")]
+    assert row["verdict"] == "not compared"
+    assert row["paired_seeds"] == 0 and row["unpaired_seeds"] == "1, 2, 3"
+    assert pd.isna(row["p_adjusted"])
+    assert effects.loc[("dropout", "off"), "verdict"] == "better"
+
+
+def test_a_copied_run_counts_once_and_is_listed(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    before = effects_of(root).set_index(["technique", "option"])
+    # The same seed of the same config again, under another name.
+    write_run(root, "mlp/dropout=off/copy-of-seed=1", 0.66, seed=1, dropout="off",
+              settings=PLAIN)  # fmt: skip
+    summary, _ = load_summary([root])
+    copies = summary[summary["duplicate_of"].notna()]
+    assert list(copies["run_dir"]) == ["mlp/dropout=off/seed=1"] or list(copies["run_dir"]) == [
+        "mlp/dropout=off/copy-of-seed=1"
+    ]
+    after = effects_of(root).set_index(["technique", "option"])
+    assert after.loc[("dropout", "off"), "n_runs"] == 3
+    assert after.loc[("dropout", "off"), "p_value"] == before.loc[("dropout", "off"), "p_value"]
+    text = (report.write_report(root)["summary_md"]).read_text()
+    assert "1 run repeat another run's config and seed and count once" in text
+
+
+def test_holm_adjusts_for_the_real_comparisons_only_and_says_how_many(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    for seed in SEEDS:
+        write_run(root, f"mlp/optimizer=adagrad/seed={seed}", None, seed=seed,
+                  optimizer="adagrad", status="failed", settings=PLAIN)  # fmt: skip
+        write_run(root, f"mlp/activation=tanh/seed={seed}", 0.01, seed=seed,
+                  activation="tanh", settings=PLAIN)  # fmt: skip
+    effects = effects_of(root)
+    family = effects[effects["p_adjusted"].notna()]
+    assert sorted(family["option"]) == ["off", "sgd"]
+    assert set(effects.loc[effects["p_adjusted"].isna(), "verdict"]) == {
+        "base",
+        "failed",
+        "collapsed",
+    }
+    text = (report.write_report(root)["summary_md"]).read_text()
+    assert "Comparisons adjusted for (Holm): 2." in text
