@@ -270,9 +270,7 @@ def _label_options(summary: pd.DataFrame) -> None:
             if not differing:
                 continue
             shown = own[differing].rename(columns={k: k.split(".", 1)[1] for k in differing})
-            labels = shown.apply(
-                lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1
-            )
+            labels = shown.apply(lambda row: ", ".join(f"{k}={v}" for k, v in row.items()), axis=1)
             summary.loc[runs.index, group] = runs[group].astype(str) + " (" + labels + ")"
 
 
