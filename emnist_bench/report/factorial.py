@@ -5,7 +5,11 @@ plus one main effect per non-base option (treatment coding). This gives:
 
 * each option's main effect with a 95% interval (OLS standard errors, Student's t);
 * the share of the variance of test accuracy each technique group explains (what the fit loses
-  when the group is dropped, over the total), and the residual share;
+  when the group is dropped, over the total: a type-II share, so on an unbalanced design the
+  shares need not sum to 1), and the residual share;
+* an option the design cannot separate from another (its column is a linear combination of the
+  others: two options that always move together) has no effect, only ``not estimable (aliased
+  with X)``, and its group no share;
 * the strongest two-way interactions: for each pair of groups, the share of variance their
   interaction terms add to the additive model, with the F-test's p-value (Holm-adjusted over
   the pairs);
@@ -56,6 +60,20 @@ def _design(runs: pd.DataFrame, groups: list[str], base: dict[str, str]) -> tupl
             columns.append((runs[group] == option).to_numpy(float))
             names.append((group, option))
     return np.column_stack(columns), names
+
+
+def _aliases(x: np.ndarray, names: list) -> dict[int, list[str]]:
+    """Per column the design cannot estimate, the options it is aliased with: the other
+    columns of the linear combination that reproduces it."""
+    rank, found = np.linalg.matrix_rank(x), {}
+    for j in range(1, x.shape[1]):
+        others = np.delete(x, j, axis=1)
+        if np.linalg.matrix_rank(others) < rank:
+            continue  # column j adds a dimension of its own: estimable
+        weights, *_ = np.linalg.lstsq(others, x[:, j], rcond=None)
+        indices = [i if i < j else i + 1 for i in np.flatnonzero(np.abs(weights) > 1e-8)]
+        found[j] = [f"{names[i][0]}={names[i][1]}" for i in indices if names[i][0] != "base"]
+    return found
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, int]:
@@ -118,17 +136,29 @@ def fit(model: str, runs: pd.DataFrame, base: dict[str, str]) -> Factorial | Non
     sigma2 = float(residual @ residual) / dof
     errors = np.sqrt(np.clip(np.diag(np.linalg.pinv(x.T @ x)) * sigma2, 0, None))
     t = stats.t.ppf(1 - ALPHA / 2, dof)
-    effects = pd.DataFrame(
-        [
-            {"technique": g, "option": o, "effect": c, "ci_low": c - t * e, "ci_high": c + t * e}
-            for (g, o), c, e in zip(names, coefficients, errors, strict=True)
-            if g != "base"
-        ]
-    )
+    aliased = _aliases(x, names)
+    rows = []
+    for j, ((g, o), c, e) in enumerate(zip(names, coefficients, errors, strict=True)):
+        if g == "base":
+            continue
+        if j in aliased:
+            note = f"not estimable (aliased with {', '.join(aliased[j]) or 'the base'})"
+            rows.append({"technique": g, "option": o, "effect": math.nan, "ci_low": math.nan,
+                         "ci_high": math.nan, "note": note})  # fmt: skip
+        else:
+            rows.append({"technique": g, "option": o, "effect": c, "ci_low": c - t * e,
+                         "ci_high": c + t * e, "note": ""})  # fmt: skip
+    effects = pd.DataFrame(rows)
     total = float(((y - y.mean()) ** 2).sum())
     rss = float(residual @ residual)
+    inseparable = {names[j][0] for j in aliased}
     shares = [
-        {"technique": g, "share": (_rss(_without(x, names, g), y) - rss) / total if total else 0}
+        {
+            "technique": g,
+            "share": math.nan
+            if g in inseparable
+            else ((_rss(_without(x, names, g), y) - rss) / total if total else 0),
+        }
         for g in groups
     ]
     residual_share = rss / total if total else 0.0
@@ -198,12 +228,16 @@ def parallel_figure(result: Factorial, about: str) -> Figure:
 def tables(result: Factorial) -> list[tuple[str, list[str], list[list[str]]]]:
     """The model's three tables as (title, header, rows of text cells)."""
     effects = [
+        [r.technique, r.option, "", "", r.note] if r.note else
         [r.technique, r.option, f"{r.effect * 100:+.2f} pp",
          f"[{r.ci_low * 100:+.1f}, {r.ci_high * 100:+.1f}]",
          "yes" if r.ci_low > 0 or r.ci_high < 0 else "no"]
         for r in result.effects.itertuples()
     ]  # fmt: skip
-    shares = [[r.technique, f"{r.share:.1%}"] for r in result.shares.itertuples()]
+    shares = [
+        [r.technique, "not separable (aliased)" if math.isnan(r.share) else f"{r.share:.1%}"]
+        for r in result.shares.itertuples()
+    ]
     interactions = [
         [r.interaction, f"{r.share:.1%}", f"{r.p_adjusted:.2g}"]
         for r in result.interactions.itertuples()
@@ -216,7 +250,9 @@ def tables(result: Factorial) -> list[tuple[str, list[str], list[list[str]]]]:
             effects,
         ),
         (
-            f"{result.model}: share of the variance of test accuracy each group explains",
+            f"{result.model}: share of the variance of test accuracy each group explains "
+            "(type-II: what dropping the group loses; on an unbalanced design the shares need "
+            "not sum to 1)",
             ["technique", "share"],
             shares,
         ),

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from emnist_bench.report import command as report
 from emnist_bench.report.effects import technique_effects
@@ -122,3 +124,35 @@ def test_holm_adjusts_for_the_real_comparisons_only_and_says_how_many(tmp_path: 
     }
     text = (report.write_report(root)["summary_md"]).read_text()
     assert "Comparisons adjusted for (Holm): 2." in text
+
+
+def test_options_that_always_move_together_are_not_estimable(tmp_path: Path):
+    from emnist_bench.report.factorial import fit_all, tables
+
+    root = tmp_path / "aliased"
+    # dropout=off only ever comes with batch_norm=on: the design cannot tell them apart.
+    cells = [("adam", "off", "on", 0.60), ("sgd", "off", "on", 0.50),
+             ("adam", "on", "off", 0.66), ("sgd", "on", "off", 0.56)]  # fmt: skip
+    for seed in SEEDS:
+        for optimizer, bn, dropout, accuracy in cells:
+            write_run(root, f"mlp/{optimizer},{bn},{dropout}/seed={seed}",
+                      accuracy + seed / 1000, seed=seed, optimizer=optimizer, batch_norm=bn,
+                      dropout=dropout)  # fmt: skip
+    summary, bases = load_summary([root])
+    (fitted,) = fit_all(summary, bases)
+    main = fitted.effects.set_index(["technique", "option"])
+    assert main.loc[("optimizer", "sgd"), "effect"] == pytest.approx(-0.1, abs=1e-6)
+    assert np.isnan(main.loc[("batch_norm", "on"), "effect"])
+    # Which dropout option is the base is the data's choice here (a tie): either is the alias.
+    assert bases["mlp"]["batch_norm"] == "off"
+    varied = "on" if bases["mlp"]["dropout"] == "off" else "off"
+    assert (
+        main.loc[("batch_norm", "on"), "note"] == f"not estimable (aliased with dropout={varied})"
+    )
+    assert main.loc[("dropout", varied), "note"] == "not estimable (aliased with batch_norm=on)"
+    shares = fitted.shares.set_index("technique")["share"]
+    assert np.isnan(shares["batch_norm"]) and np.isnan(shares["dropout"])
+    (_, _, rows), (shares_title, _, _), _ = tables(fitted)
+    note = f"not estimable (aliased with dropout={varied})"
+    assert ["batch_norm", "on", "", "", note] in rows
+    assert "type-II" in shares_title and "need not sum to 1" in shares_title
