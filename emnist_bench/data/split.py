@@ -18,6 +18,17 @@ def subset_per_class(labels: np.ndarray, per_class: int, seed: int) -> np.ndarra
     return np.sort(np.concatenate(keep))
 
 
+def _working_val_size(total: int, classes: int) -> str:
+    """What to ask for instead: a validation size that leaves both sides one image per class,
+    or, where none can, more training images."""
+    if total < 2 * classes:
+        return "use more training images (data.subset=4 or more, with data.val_size=0.3)"
+    for fraction in (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5):
+        if classes <= round(fraction * total) <= total - classes:
+            return f"use data.val_size={fraction}"
+    return f"use data.val_size={classes} (one image per class)"
+
+
 def validation_split(
     labels: np.ndarray, val_size: int | float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -46,7 +57,7 @@ def validation_split(
         raise ConfigError(
             f"data.val_size={val_size} leaves {total - count} of {total} training images for "
             f"training and {count} for validation; each needs at least one per class "
-            f"({classes}); use a fraction such as data.val_size=0.1"
+            f"({classes}); {_working_val_size(total, classes)}"
         )
     train, val = train_test_split(
         np.arange(total), test_size=count, stratify=labels, random_state=seed

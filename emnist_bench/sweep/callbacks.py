@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -281,6 +282,28 @@ class SweepProgress(Callback):
             from emnist_bench.report.command import write_report
 
             write_report(sweep_dir)
+        exit_on_failures(counts, len(markers))
+
+
+# Job outcomes that make a sweep's exit status non-zero ("error": Hydra's own job failure).
+FAILURES = ("failed", "diverged", "error")
+
+
+def exit_on_failures(counts: dict[str, int], total: int) -> None:
+    """Ends the sweep with exit status 1, after one line counting them, when any job failed or
+    diverged: the others ran (``continue_on_error``) and the report is written, but a CI smoke
+    sweep must not go green on failures."""
+    failures = {status: counts.get(status, 0) for status in FAILURES if counts.get(status)}
+    if not failures:
+        return
+    parts = ", ".join(f"{count} {status}" for status, count in failures.items())
+    print(
+        f"error: {sum(failures.values())} of {total} runs did not complete ({parts}); "
+        "the report lists why, and the same command retries them",
+        file=sys.stderr,
+        flush=True,
+    )
+    raise SystemExit(1)
 
 
 class SeedReport(Callback):

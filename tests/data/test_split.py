@@ -3,6 +3,8 @@ on the smoke data: 2,350 training images, 50 per class."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,21 @@ def test_bad_val_size_is_a_config_error(smoke_data, proxy_cache, val_size):
 def test_bad_subset_is_a_config_error(smoke_data, proxy_cache, subset):
     with pytest.raises(ConfigError, match=rf"data\.subset={subset} must be a positive count"):
         load_dataset(data_config(smoke_data, proxy_cache, subset=subset), seed=0)
+
+
+@pytest.mark.parametrize(
+    ("per_class", "val_size", "advice"),
+    [
+        (3, 0.1, "use data.val_size=0.4"),  # 14 validation images for 47 classes
+        (10, 0.001, "use data.val_size=0.1"),
+        (1, 0.1, "use more training images (data.subset=4 or more, with data.val_size=0.3)"),
+    ],
+)
+def test_a_val_size_that_cannot_work_suggests_one_that_does(per_class, val_size, advice):
+    labels = np.repeat(np.arange(47), per_class)
+    with pytest.raises(ConfigError, match=re.escape(advice)):
+        validation_split(labels, val_size, seed=0)
+    suggested = re.search(r"use data\.val_size=([\d.]+)", advice)
+    if suggested:  # and the suggestion works
+        train, val = validation_split(labels, float(suggested[1]), seed=0)
+        assert len(train) >= 47 and len(val) >= 47

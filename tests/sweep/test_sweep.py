@@ -163,7 +163,7 @@ def test_threads_per_job_divides_the_cores_among_parallel_jobs(monkeypatch):
 # --- real sweeps on the smoke data (about a minute each) -------------------------------------
 
 
-def run_sweep(sweep_dir: Path, smoke_data: Path, cache: Path, *extra: str):
+def run_sweep(sweep_dir: Path, smoke_data: Path, cache: Path, *extra: str, status: int = 0):
     command = [
         sys.executable,
         "-m",
@@ -183,8 +183,8 @@ def run_sweep(sweep_dir: Path, smoke_data: Path, cache: Path, *extra: str):
     done = subprocess.run(
         command, capture_output=True, text=True, env=env, timeout=600, cwd=sweep_dir.parent
     )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+    assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout if status == 0 else (done.stdout, done.stderr)
 
 
 def metrics_times(sweep_dir: Path) -> dict[str, int]:
@@ -236,7 +236,13 @@ def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(
         "hydra.launcher.n_jobs=2",
         *only_base,
     ]
-    out = run_sweep(sweep_dir, smoke_data, proxy_cache, *extra)
+    # The sweep runs every job, writes its report, then says so and exits non-zero.
+    out, err = run_sweep(sweep_dir, smoke_data, proxy_cache, *extra, status=1)
+    assert err.strip().splitlines()[-1] == (
+        "error: 1 of 2 runs did not complete (1 failed); the report lists why, and the same "
+        "command retries them"
+    )
+    assert (sweep_dir / "report.html").is_file() and (sweep_dir / "effects.csv").is_file()
 
     failed = json.loads((sweep_dir / "mlp/base/seed=42/metrics.json").read_text())
     assert failed["status"] == "failed" and "hidden layers" in failed["error"]
@@ -256,7 +262,7 @@ def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(
     )
 
     before = metrics_times(sweep_dir)
-    run_sweep(sweep_dir, smoke_data, proxy_cache, *extra)
+    run_sweep(sweep_dir, smoke_data, proxy_cache, *extra, status=1)
     after = metrics_times(sweep_dir)
     assert after["cnn/base/seed=42"] == before["cnn/base/seed=42"]  # completed: skipped
     assert after["mlp/base/seed=42"] != before["mlp/base/seed=42"]  # failed: tried again
