@@ -277,12 +277,13 @@ def effects_csv(effects: pd.DataFrame) -> pd.DataFrame:
 
 def detectable(effects: pd.DataFrame) -> float:
     """The smallest difference this report could detect (80% power at Holm's strictest level),
-    from the median measured standard error of its comparisons."""
+    from the median measured standard error and degrees of freedom of its comparisons."""
     compared = effects[effects["p_adjusted"].notna()]
     if compared.empty:
         return math.nan
+    dof = [row.parts.dof for row in compared["difference"]]
     return statistics.detectable_difference(
-        float(compared["standard_error"].median()), comparisons(effects)
+        float(compared["standard_error"].median()), comparisons(effects), float(np.median(dof))
     )
 
 

@@ -81,6 +81,16 @@ class Components:
             + self.residual_variance / (n * seeds)
         )
 
+    def dof_with(self, seeds: int) -> float:
+        """The degrees of freedom its t-test would have with ``seeds`` seeds, from the mean
+        squares these components would give on average."""
+        n, residual = self.images, self.residual_variance
+        return _satterthwaite(
+            n, seeds, seeds * self.image_variance + residual,
+            n * self.seed_variance + residual, residual,
+            self.image_variance > 0, self.seed_variance > 0,
+        )[1]  # fmt: skip
+
 
 def components(scores: np.ndarray) -> Components:
     """Variance components of ``scores`` (seeds x images) from the two-way ANOVA mean squares.
@@ -106,19 +116,12 @@ def components(scores: np.ndarray) -> Components:
     ms_images = k * float(((image_means - grand) ** 2).sum()) / (n - 1)
     ms_seeds = n * float(((seed_means - grand) ** 2).sum()) / (k - 1)
     residual = scores - image_means[None, :] - seed_means[:, None] + grand
-    dof_residual = (n - 1) * (k - 1)
-    ms_residual = float((residual**2).sum()) / dof_residual
+    ms_residual = float((residual**2).sum()) / ((n - 1) * (k - 1))
     image_variance = max(0.0, (ms_images - ms_residual) / k)
     seed_variance = max(0.0, (ms_seeds - ms_residual) / n)
-    # The variance of the mean as a sum of mean squares: c * MS, one term per kept component.
-    terms = [(ms_residual / (n * k), dof_residual)]
-    if image_variance > 0:
-        terms += [(ms_images / (n * k), n - 1), (-ms_residual / (n * k), dof_residual)]
-    if seed_variance > 0:
-        terms += [(ms_seeds / (n * k), k - 1), (-ms_residual / (n * k), dof_residual)]
-    variance = sum(term for term, _ in terms)
-    denominator = sum(term * term / dof for term, dof in terms)
-    dof = variance * variance / denominator if denominator > 0 else math.inf
+    variance, dof = _satterthwaite(
+        n, k, ms_images, ms_seeds, ms_residual, image_variance > 0, seed_variance > 0
+    )
     return Components(
         mean=grand,
         images=n,
@@ -127,8 +130,26 @@ def components(scores: np.ndarray) -> Components:
         seed_variance=seed_variance,
         residual_variance=ms_residual,
         standard_error=math.sqrt(max(variance, 0.0)),
-        dof=float(dof),
+        dof=dof,
     )
+
+
+def _satterthwaite(
+    n: int, k: int, ms_images: float, ms_seeds: float, ms_residual: float,
+    images: bool, seeds: bool,
+) -> tuple[float, float]:  # fmt: skip
+    """The variance of the grand mean as a sum of mean squares (one pair of terms per kept
+    component: ``var(a) / n = (MS_images - MS_residual) / (n k)``, and so on), and
+    Satterthwaite's degrees of freedom for that sum."""
+    dof_residual = (n - 1) * (k - 1)
+    terms = [(ms_residual / (n * k), dof_residual)]
+    if images:
+        terms += [(ms_images / (n * k), n - 1), (-ms_residual / (n * k), dof_residual)]
+    if seeds:
+        terms += [(ms_seeds / (n * k), k - 1), (-ms_residual / (n * k), dof_residual)]
+    variance = sum(term for term, _ in terms)
+    denominator = sum(term * term / dof for term, dof in terms)
+    return variance, (variance * variance / denominator if denominator > 0 else math.inf)
 
 
 def mean_interval(accuracies: Sequence[float], test_images: int) -> tuple[float, float, float]:
@@ -280,36 +301,39 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted.tolist()
 
 
-def _z_sum(comparisons: int) -> float:
-    """``z_alpha + z_power`` at Holm's strictest level (alpha / comparisons)."""
-    return float(stats.norm.ppf(1 - ALPHA / (2 * max(1, comparisons))) + stats.norm.ppf(POWER))
+def _multiplier(comparisons: int, dof: float | np.ndarray) -> float | np.ndarray:
+    """``t_alpha + t_power`` at Holm's strictest level (alpha / comparisons): a true difference
+    this many standard errors from zero is detected with 80% power."""
+    level = 1 - ALPHA / (2 * max(1, comparisons))
+    return stats.t.ppf(level, dof) + stats.t.ppf(POWER, dof)
 
 
 def seeds_needed(parts: Components, delta: float, comparisons: int = 1) -> float:
     """How many seeds would detect a true difference of ``delta`` with 80% power at Holm's
-    strictest level, on the same number of test images, from the measured variances.
+    strictest level, on the same number of test images, from the measured variances (the
+    t-test's degrees of freedom grow with the seeds, so few seeds pay twice: a wider standard
+    error and a heavier-tailed t).
 
-    Returns ``inf`` when no number of seeds would (the test images' own spread, ``var(a) / n``,
-    is already too large, or the difference is zero) and NaN with one seed (whose run-to-run
-    spread cannot be measured).
+    Returns ``inf`` when no number of seeds up to ``MAX_SEEDS`` would (the test images' own
+    spread, ``var(a) / n``, is already too large, or the difference is zero) and NaN with one
+    seed (whose run-to-run spread cannot be measured).
     """
     if parts.seeds < 2 or math.isnan(delta):
         return math.nan
-    z = _z_sum(comparisons)
-    target = (abs(delta) / z) ** 2  # the variance of the mean that would detect it
-    floor = parts.image_variance / parts.images
-    per_seed = parts.seed_variance + parts.residual_variance / parts.images
-    if delta == 0 or target <= floor:
+    if delta == 0:
         return math.inf
-    if per_seed == 0:
-        return 1.0
-    needed = math.ceil(per_seed / (target - floor))
-    return float(needed) if needed <= MAX_SEEDS else math.inf
+    seeds = np.arange(2, MAX_SEEDS + 1)
+    errors = np.array([parts.standard_error_with(int(k)) for k in seeds])
+    dofs = np.array([parts.dof_with(int(k)) for k in seeds])
+    enough = np.flatnonzero(_multiplier(comparisons, dofs) * errors <= abs(delta))
+    return float(seeds[enough[0]]) if len(enough) else math.inf
 
 
-def detectable_difference(standard_error: float, comparisons: int = 1) -> float:
-    """The smallest true difference a comparison with this standard error detects with 80%
-    power at Holm's strictest level: ``(z_alpha + z_power) x standard_error``."""
+def detectable_difference(
+    standard_error: float, comparisons: int = 1, dof: float = math.inf
+) -> float:
+    """The smallest true difference a comparison with this standard error (and degrees of
+    freedom) detects with 80% power at Holm's strictest level."""
     if not standard_error > 0:
         return math.nan
-    return float(_z_sum(comparisons) * standard_error)
+    return float(_multiplier(comparisons, dof) * standard_error)

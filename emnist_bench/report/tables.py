@@ -166,8 +166,16 @@ def side_by_side_header(models: Sequence[str]) -> list[str]:
 
 RANKED_HEADER = (
     "rank", "option", "seeds", "test acc [95% CI]", "Δ vs base [95% CI]", "p (Holm)", "verdict",
-    "macro F1", "best val acc", "epochs", "train s", "run",
+    "seeds needed", "macro F1", "best val acc", "epochs", "train s", "run",
 )  # fmt: skip
+
+
+def seeds_needed_cell(value: Any) -> str:
+    """Seeds that would detect the difference (80% power): blank where there was a verdict or
+    one seed, ``out of reach`` where no number would (the images' own noise is larger)."""
+    if value is None or pd.isna(value):
+        return ""
+    return "out of reach" if value == float("inf") else str(int(value))
 
 
 def ranked_rows(data: pd.DataFrame) -> list[list[str]]:
@@ -181,6 +189,7 @@ def ranked_rows(data: pd.DataFrame) -> list[list[str]]:
             delta_cell(r),
             "" if pd.isna(r["p_adjusted"]) else f"{r['p_adjusted']:.2g}",
             r["verdict"],
+            seeds_needed_cell(r["seeds_needed"]),
             percent(r["macro_f1"]),
             percent(r["val_accuracy"]),
             "" if pd.isna(r["epochs_run"]) else f"{r['epochs_run']:.3g}",

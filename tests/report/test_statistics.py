@@ -124,6 +124,22 @@ def test_paired_runs_must_share_their_images_and_seeds():
         statistics.paired_difference([np.ones(5, bool)] * 2, [np.ones(5, bool)])
 
 
+def test_a_few_seeds_pay_twice_for_a_run_to_run_spread():
+    # Three seeds 7, 9.6 and 7.8 points worse, as SGD in the proxy grid: a large effect, but
+    # its standard error is mostly the seeds' spread, measured with 2 degrees of freedom.
+    rng = np.random.default_rng(9)
+    base = [rng.random(7050) < 0.75 for _ in range(3)]
+    option = [
+        b & (rng.random(7050) > drop) for b, drop in zip(base, (0.095, 0.128, 0.104), strict=True)
+    ]
+    result = statistics.paired_difference(option, base)
+    assert result.parts.dof < 4
+    assert result.p_value < 0.05 and result.low < result.delta < result.high < 0
+    assert result.p_value * 38 > 0.05  # too few seeds to pass Holm over 38 comparisons
+    needed = result.seeds_needed(38)
+    assert 3 < needed <= 10  # but a handful more would do
+
+
 def test_seeds_needed_reach_80_percent_power_from_the_measured_variances():
     rng = np.random.default_rng(5)
     differences = (
@@ -133,11 +149,17 @@ def test_seeds_needed_reach_80_percent_power_from_the_measured_variances():
     )
     parts = statistics.components(differences)
     delta, comparisons = 0.015, 10
-    needed = statistics.seeds_needed(parts, delta, comparisons)
-    z = stats.norm.ppf(1 - 0.05 / (2 * comparisons)) + stats.norm.ppf(0.8)
-    assert 1 <= needed < statistics.MAX_SEEDS
-    assert parts.standard_error_with(int(needed)) <= delta / z
-    assert needed == 1 or parts.standard_error_with(int(needed) - 1) > delta / z
+    needed = int(statistics.seeds_needed(parts, delta, comparisons))
+
+    def power_multiplier(seeds: int) -> float:  # t_alpha + t_power at Holm's strictest level
+        dof = parts.dof_with(seeds)
+        return stats.t.ppf(1 - 0.05 / (2 * comparisons), dof) + stats.t.ppf(0.8, dof)
+
+    assert 2 <= needed < statistics.MAX_SEEDS
+    assert power_multiplier(needed) * parts.standard_error_with(needed) <= delta
+    assert (
+        needed == 2 or power_multiplier(needed - 1) * parts.standard_error_with(needed - 1) > delta
+    )
     # Below what the test images themselves can resolve, no number of seeds will do.
     assert statistics.seeds_needed(parts, 0.001, comparisons) == math.inf
     one_seed = statistics.components(differences[:1])
@@ -147,5 +169,7 @@ def test_seeds_needed_reach_80_percent_power_from_the_measured_variances():
 def test_detectable_difference_is_the_standard_error_times_the_power_multiplier():
     z = stats.norm.ppf(1 - 0.05 / 80) + stats.norm.ppf(0.8)
     assert statistics.detectable_difference(0.005, comparisons=40) == pytest.approx(z * 0.005)
+    t = stats.t.ppf(1 - 0.05 / 80, 2) + stats.t.ppf(0.8, 2)
+    assert statistics.detectable_difference(0.005, 40, dof=2) == pytest.approx(t * 0.005)
     assert statistics.detectable_difference(0.005, 1) < statistics.detectable_difference(0.005, 40)
     assert math.isnan(statistics.detectable_difference(0.0, 40))
