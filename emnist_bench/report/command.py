@@ -24,7 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.report.effects import best_options, effects_csv, models_of, technique_effects
+from emnist_bench.report.effects import (
+    best_options,
+    comparisons,
+    effects_csv,
+    models_of,
+    technique_effects,
+)
 from emnist_bench.report.factorial import fit_all
 from emnist_bench.report.html import write_html
 from emnist_bench.report.markdown import write_markdown
@@ -88,7 +94,8 @@ def write_report(
     console = console or Console()
     if not effects.empty:
         models = models_of(effects, summary)
-        console.print(best_table(effects, models, f"{title} ({status_counts(summary)})"))
+        counts = f"{status_counts(summary)}; {comparisons(effects)} comparisons under Holm"
+        console.print(best_table(effects, models, f"{title} ({counts})"))
     console.print(
         f"Report: {written['report_html']} (summary.csv, effects.csv, summary.md, plots/)"
     )

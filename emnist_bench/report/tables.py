@@ -170,6 +170,16 @@ RANKED_HEADER = (
 )  # fmt: skip
 
 
+def seeds_cell(row: Any) -> str:
+    """Completed seeds (``2 of 3`` when some did not complete), and the seeds that had no base
+    run to pair with (``3 (seed 4 unpaired)``)."""
+    cell = f"{row['n_seeds']}" + (f" of {row['n_runs']}" if row["n_runs"] != row["n_seeds"] else "")
+    unpaired = row.get("unpaired_seeds")
+    if isinstance(unpaired, str) and unpaired:
+        cell += f" (seed{'s' if ',' in unpaired else ''} {unpaired} unpaired)"
+    return cell
+
+
 def seeds_needed_cell(value: Any) -> str:
     """Seeds that would detect the difference (80% power): blank where there was a verdict or
     one seed, ``out of reach`` where no number would (the images' own noise is larger)."""
@@ -184,7 +194,7 @@ def ranked_rows(data: pd.DataFrame) -> list[list[str]]:
         [
             whole(r["rank"]),
             f"{r['option']} (base)" if r["is_base"] else r["option"],
-            f"{r['n_seeds']}" + (f" of {r['n_runs']}" if r["n_runs"] != r["n_seeds"] else ""),
+            seeds_cell(r),
             accuracy_cell(r),
             delta_cell(r),
             "" if pd.isna(r["p_adjusted"]) else f"{r['p_adjusted']:.2g}",

@@ -156,3 +156,14 @@ def test_options_that_always_move_together_are_not_estimable(tmp_path: Path):
     note = f"not estimable (aliased with dropout={varied})"
     assert ["batch_norm", "on", "", "", note] in rows
     assert "type-II" in shares_title and "need not sum to 1" in shares_title
+
+
+def test_a_seed_the_base_lacks_is_reported_unpaired(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    write_run(root, "mlp/dropout=off/seed=4", 0.66, seed=4, dropout="off", settings=PLAIN)
+    effects = effects_of(root).set_index(["technique", "option"])
+    row = effects.loc[("dropout", "off")]
+    assert (row["n_completed"], row["paired_seeds"], row["unpaired_seeds"]) == (4, 3, "4")
+    text = (report.write_report(root)["summary_md"]).read_text()
+    assert "| 4 (seed 4 unpaired) |" in text
