@@ -211,7 +211,10 @@ class Handler(BaseHTTPRequestHandler):
             return None
         deadline, parts, left = time.monotonic() + UPLOAD_SECONDS, [], length
         while left and time.monotonic() < deadline:
-            part = self.rfile.read1(min(left, 1 << 16))
+            try:
+                part = self.rfile.read1(min(left, 1 << 16))
+            except TimeoutError:  # the client went quiet for a socket timeout: answer, not drop
+                break
             if not part:
                 break
             parts.append(part)
