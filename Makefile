@@ -21,7 +21,7 @@ stamp = $(VENV)/.installed-$(subst $(comma),-,$(EXTRA)$(if $(strip $(1)),$(comma
 RUN_STAMP := $(call stamp,$(ENGINES))
 TEST_STAMP := $(call stamp,dev$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
 
-.PHONY: run test lint docs
+.PHONY: run test test-all lint docs
 
 $(VENV)/.installed-%: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ $(VENV)/.installed-%: pyproject.toml
 run: $(RUN_STAMP)
 	$(PY) -m emnist_bench $(ARGS)
 
-# make test PYTEST_ARGS="-m slow" for the long real-data runs.
+# The default suite: fast, no training beyond seconds. `make test-all` (what CI runs) adds the
+# slow tests after it: the engines' sweeps, the distributed search, real-data runs.
 test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: test
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check emnist_bench tests benchmarks docs

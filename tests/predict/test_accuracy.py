@@ -32,6 +32,7 @@ def proxy_run(csv_proxy, proxy_cache, tmp_path_factory):
     return out, run(compose_config(overrides, out))
 
 
+@pytest.mark.slow
 def test_predict_on_scans_of_the_test_split_scores_as_evaluate_does(csv_proxy, proxy_run, tmp_path):
     """On 470 images one image is 0.21 points and the gap moves by about a point from seed to
     seed (README), so the default suite allows 3 points beside a 85% per-image agreement; the

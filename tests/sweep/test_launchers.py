@@ -66,6 +66,7 @@ def assert_report_lists_every_job_once(sweep_dir: Path) -> None:
     assert (sweep_dir / "report.html").is_file()
 
 
+@pytest.mark.slow
 @needs("hydra_submitit_launcher", "slurm")
 def test_smoke_grid_through_submitit_two_jobs_at_a_time(tmp_path, smoke_data, proxy_cache):
     sweep_dir = tmp_path / "submitit"
@@ -128,6 +129,7 @@ def ray_head():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.slow
 @needs("hydra_ray_launcher", "ray")
 def test_smoke_grid_through_ray_on_a_running_head(ray_head, tmp_path, smoke_data, proxy_cache):
     # A relative sweep folder: Ray's workers start in the head's folder, not in this one.

@@ -52,6 +52,7 @@ TWO_DEVICES = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_mirrored_spreads_one_run_over_two_devices(smoke_data, proxy_cache, tmp_path):
     out = tmp_path / "run"
     done = subprocess.run(

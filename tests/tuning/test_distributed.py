@@ -86,6 +86,7 @@ def hparams(row: dict[str, str]) -> tuple:
     )
 
 
+@pytest.mark.slow
 def test_a_chief_and_two_workers_run_every_trial_once(smoke_data, proxy_cache, tmp_path):
     out, port = tmp_path / "search", free_port()
     command = search_command(smoke_data, proxy_cache, out)
