@@ -178,6 +178,25 @@ def test_idle_sockets_time_out_and_do_not_pile_up_threads(server, png):
     assert threading.active_count() <= before + 1
 
 
+def test_two_thousand_idle_sockets_make_no_more_threads_than_the_cap(server, png):
+    before = threading.active_count()
+    idle = []
+    try:
+        for _ in range(2000):  # connect without waiting: most wait in the backlog or for SYN
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.connect_ex(server.server_address)
+            idle.append(sock)
+        time.sleep(1.0)
+        assert threading.active_count() - before <= 8  # max_connections
+    finally:
+        for sock in idle:
+            sock.close()
+    started = time.monotonic()
+    assert request(server, "POST", "/predict", png, Content_Type="image/png")[0] == 200
+    assert time.monotonic() - started < 30
+
+
 def test_options_are_checked_before_the_model_loads(tmp_path):
     with pytest.raises(UserError, match="--port must be 0-65535"):
         command.start(tmp_path, port=99999)
