@@ -15,13 +15,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 import hydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 from emnist_bench import __version__, config_dir
 from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
-from emnist_bench.techniques import USER_GROUPS, options
+from emnist_bench.techniques import options
+from emnist_bench.usage import help_text
 
 _GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
 
@@ -39,14 +40,6 @@ def check_group_choices(arguments: list[str]) -> None:
                 raise UserError(
                     f"unknown {group} option {value!r}; choose one of: {', '.join(known)}"
                 )
-
-
-def groups_help() -> str:
-    """``group: option, option, ...`` for each group a user picks (``--help``)."""
-    return "\n".join(f"{group}: {', '.join(options(group))}" for group in USER_GROUPS)
-
-
-OmegaConf.register_new_resolver("emnist_bench_groups", groups_help, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
@@ -74,6 +67,11 @@ def main() -> None:
     """Console entry point (``emnist-bench``): user errors exit 2 with one line on stderr."""
     if sys.argv[1:] in (["--version"], ["-V"]):
         print(f"emnist_bench {__version__}")
+        return
+    # Hydra's --help composes every option of every group (seconds); with overrides to show,
+    # it still prints this page's template with the config they compose.
+    if sys.argv[1:] in (["--help"], ["-h"]):
+        print(help_text())
         return
     # Hydra's errors reach this function instead of being printed over several lines.
     os.environ["HYDRA_FULL_ERROR"] = "1"

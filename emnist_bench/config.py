@@ -1,121 +1,63 @@
 """From the composed Hydra config to plain arguments, with the checks a user's values need.
 
-Types are the schema's job (``emnist_bench.schema``, checked as Hydra composes); here are the
-ranges, the choices read from ``conf/`` and the checks across keys. Nothing here imports
-TensorFlow: a bad value stops a run before any heavy import.
+Names, types and keys are the schema's job (``emnist_bench.schema``, checked as Hydra
+composes); here are the ranges the schemas declare and the checks across keys. Nothing here
+imports TensorFlow: a bad value stops a run before any heavy import.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from emnist_bench import conf_folder
 from emnist_bench.errors import ConfigError
-from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS, options
+from emnist_bench.schema import SCHEMAS, schema_for
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 # The groups a search chooses (``tuning.space.hparams_fragment``): all an hparams_file may set.
 HPARAMS_GROUPS = ("model", "dropout", "batch_norm", "regularization", "optimizer")
-CLASS_WEIGHTINGS = (None, "balanced", "logit_adjusted")
 # The penalties each built-in regularization option leaves out: a value set for one of them
 # would train a model that the option's name (and every report) misdescribes.
 UNUSED_PENALTIES = {"none": ("l1", "l2"), "l1": ("l2",), "l2": ("l1",)}
-
-
-def _check_rate(value: float, where: str) -> None:
-    if not 0 <= value < 1:
-        raise ConfigError(f"{where}={value} must be a dropout rate in [0, 1)")
-
-
-def _check_list(cfg: DictConfig, key: str, length: int) -> None:
-    value = cfg.get(key)
-    if value is not None and len(value) != length:
-        raise ConfigError(
-            f"model.{key} has {len(value)} entries, expected {length} (one per layer)"
-        )
-
-
-def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}={value} must be one of {', '.join(map(str, choices))}")
+# Per-layer lists of a model family -> the list whose length they follow.
+PER_LAYER_LISTS = {
+    "mlp": {"activations": "hidden_units", "dropout_rates": "hidden_units"},
+    "cnn": {
+        "conv_activations": "conv_filters",
+        "conv_dropout_rates": "conv_filters",
+        "dense_activations": "dense_units",
+        "dense_dropout_rates": "dense_units",
+    },
+}
 
 
 def validate(cfg: DictConfig) -> None:
-    """Checks the values a user may get wrong.
+    """Checks what composition cannot: the ranges the schemas declare and the checks across keys.
+
+    Names and types were checked as Hydra composed ``cfg`` (``emnist_bench.schema``).
 
     Raises:
         ConfigError: naming the key, the value and what is expected.
     """
-    trainer, model = cfg.trainer, cfg.model
-    for key, minimum in (("epochs", 0), ("batch_size", 1)):
-        if trainer[key] < minimum:
-            raise ConfigError(f"trainer.{key}={trainer[key]} must be a whole number >= {minimum}")
-    divergence = trainer.get("divergence") or {}
-    if divergence.get("loss_factor") is not None and not divergence.loss_factor > 1:
+    check_ranges(cfg)
+    model = cfg.model
+    for key, follows in PER_LAYER_LISTS[model.family].items():
+        value, layers = model.get(key), len(model[follows])
+        if value is not None and len(value) != layers:
+            raise ConfigError(
+                f"model.{key} has {len(value)} entries, expected {layers} (one per layer)"
+            )
+    pool_after = model.get("pool_after")
+    blocks = len(model.get("conv_filters") or [])
+    if pool_after is not None and not all(1 <= block <= blocks for block in pool_after):
         raise ConfigError(
-            f"trainer.divergence.loss_factor={divergence.loss_factor} must be > 1 (or null: off)"
+            f"model.pool_after={list(pool_after)} must number conv blocks 1..{blocks} "
+            "(pool after those blocks), or be null to pool every pool_every-th block"
         )
-    if divergence.get("chance_epochs") is not None and divergence.chance_epochs < 1:
-        raise ConfigError(
-            f"trainer.divergence.chance_epochs={divergence.chance_epochs} must be >= 1 (or null)"
-        )
-    if model.family == "mlp":
-        layers = len(model.hidden_units)
-        if layers < MIN_MLP_HIDDEN_LAYERS:
-            raise ConfigError(
-                f"model.hidden_units has {layers} hidden layers; an MLP needs at least "
-                f"{MIN_MLP_HIDDEN_LAYERS} (e.g. model.hidden_units=[256,128,64])"
-            )
-        for key in ("activations", "dropout_rates"):
-            _check_list(model, key, layers)
-    elif model.family == "cnn":
-        blocks = len(model.conv_filters)
-        if blocks < MIN_CNN_CONV_BLOCKS:
-            raise ConfigError(
-                f"model.conv_filters has {blocks} conv layers; a CNN needs at least "
-                f"{MIN_CNN_CONV_BLOCKS} (e.g. model.conv_filters=[32,64])"
-            )
-        for key in ("conv_activations", "conv_dropout_rates"):
-            _check_list(model, key, blocks)
-        for key in ("dense_activations", "dense_dropout_rates"):
-            _check_list(model, key, len(model.dense_units))
-        _check_choice("model.pooling", model.pooling, ("max", "average", "none"))
-        if model.pool_every < 1:
-            raise ConfigError(f"model.pool_every={model.pool_every} must be a whole number >= 1")
-        pool_after = model.get("pool_after")
-        if pool_after is not None and not all(1 <= block <= blocks for block in pool_after):
-            raise ConfigError(
-                f"model.pool_after={list(pool_after)} must number conv blocks 1..{blocks} "
-                "(pool after those blocks), or be null to pool every pool_every-th block"
-            )
-    else:
-        raise ConfigError(f"model.family={model.family} must be mlp or cnn")
-    if model.get("members", 1) < 1:
-        raise ConfigError(
-            f"model.members={model.members} must be a whole number >= 1 (1: one network, "
-            "2 or more: an ensemble of that many)"
-        )
-    if any(units < 1 for units in _all_units(model)):
-        raise ConfigError("model layer sizes must be positive whole numbers")
-    _check_rate(cfg.dropout.rate, "dropout.rate")
-    for key in ("dropout_rates", "conv_dropout_rates", "dense_dropout_rates"):
-        for rate in model.get(key) or []:
-            _check_rate(rate, f"model.{key}")
-    activations = tuple(options("activation"))
-    for name in [cfg.activation.name, *_per_layer_activations(model)]:
-        if name not in activations:
-            raise ConfigError(
-                f"activation {name!r} is unknown; choose one of {', '.join(activations)}"
-            )
-    _check_choice("optimizer.name", cfg.optimizer.name, tuple(options("optimizer")))
-    if not cfg.optimizer.learning_rate > 0:
-        raise ConfigError(f"optimizer.learning_rate={cfg.optimizer.learning_rate} must be > 0")
-    _check_choice("regularization.name", cfg.regularization.name, tuple(options("regularization")))
-    if cfg.regularization.l1 < 0 or cfg.regularization.l2 < 0:
-        raise ConfigError("regularization.l1 and regularization.l2 must be >= 0")
     name = cfg.regularization.name
     for penalty in UNUSED_PENALTIES.get(name, ()):
         if cfg.regularization[penalty] > 0:
@@ -123,34 +65,95 @@ def validate(cfg: DictConfig) -> None:
                 f"regularization.{penalty}={cfg.regularization[penalty]} has no place in "
                 f"regularization={name}: choose regularization={penalty} or l1_l2"
             )
-    _check_choice("lr_schedule.name", cfg.lr_schedule.name, tuple(options("lr_schedule")))
-    _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
-    if cfg.data.get("class_weight") not in CLASS_WEIGHTINGS:
-        raise ConfigError(
-            f"data.class_weight={cfg.data.class_weight} must be null, balanced or logit_adjusted"
-        )
 
 
-def _all_units(model: DictConfig) -> list[int]:
-    if model.family == "mlp":
-        return list(model.hidden_units)
-    return [*model.conv_filters, *model.dense_units]
+def check_ranges(node: DictConfig, where: str = "") -> None:
+    """Checks every bounded field (``schema.bounded``) of each schema-typed group in ``node``.
+
+    Raises:
+        ConfigError: naming the key, the value and the bounds.
+    """
+    schema = OmegaConf.get_type(node)
+    fields = dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ()
+    bounds = {f.name: f.metadata for f in fields if f.metadata}
+    for key in node:
+        if OmegaConf.is_missing(node, key):
+            continue
+        if key in bounds:
+            _check_field(f"{where}{key}", node[key], bounds[key])
+        elif not OmegaConf.is_interpolation(node, key) and isinstance(node[key], DictConfig):
+            check_ranges(node[key], f"{where}{key}.")
 
 
-def _per_layer_activations(model: DictConfig) -> list[str]:
-    keys = ("activations", "conv_activations", "dense_activations")
-    return [name for key in keys for name in (model.get(key) or [])]
+def _rule(bounds: dict[str, Any]) -> str:
+    if {"ge", "lt"} <= bounds.keys():
+        return f"in [{bounds['ge']}, {bounds['lt']})"
+    signs = {"ge": ">=", "gt": ">", "lt": "<"}
+    return " and ".join(f"{sign} {bounds[key]}" for key, sign in signs.items() if key in bounds)
+
+
+def _out_of_bounds(value: Any, bounds: dict[str, Any]) -> bool:
+    return (
+        ("ge" in bounds and not value >= bounds["ge"])
+        or ("gt" in bounds and not value > bounds["gt"])
+        or ("lt" in bounds and not value < bounds["lt"])
+    )
+
+
+def _check_field(where: str, value: Any, bounds: dict[str, Any]) -> None:
+    if not isinstance(value, ListConfig):
+        if value is not None and _out_of_bounds(value, bounds):
+            why = f" ({bounds['why']})" if bounds["why"] else ""
+            raise ConfigError(f"{where}={value} must be {_rule(bounds)}{why}")
+        return
+    if len(value) < bounds.get("min_len", 0):
+        why = bounds["why"] or f"at least {bounds['min_len']} are needed"
+        raise ConfigError(f"{where} has {len(value)} entries; {why}")
+    for item in value:
+        if _out_of_bounds(item, bounds):
+            raise ConfigError(f"{where} has {item}; each entry must be {_rule(bounds)}")
+
+
+def option_config(group: str, option: str) -> DictConfig:
+    """Option ``option`` of config group ``group`` as Hydra composes it into the group's node:
+    its schema, the options it extends, then its own keys; interpolations are left as they are.
+
+    For what needs one option without composing a whole config (``--help``, a search choosing an
+    optimizer). It knows the defaults entries option files use: ``/schema/NAME@_here_``,
+    another option of the group, ``_self_`` (last unless placed); tests compare every option
+    with Hydra's composition.
+    """
+    node = OmegaConf.load(conf_folder() / group / f"{option}.yaml")
+    defaults = list(node.pop("defaults", None) or [])
+    if "_self_" not in defaults:
+        defaults.append("_self_")
+    parts = []
+    for entry in defaults:
+        if entry == "_self_":
+            parts.append(node)
+        elif str(entry).startswith("/schema/") and str(entry).endswith("@_here_"):
+            name = entry.removeprefix("/schema/").removesuffix("@_here_")
+            parts.append(OmegaConf.structured(SCHEMAS[name]))
+        elif isinstance(entry, str) and "/" not in entry and "@" not in entry:
+            parts.append(option_config(group, entry))
+        else:
+            raise ValueError(f"conf/{group}/{option}.yaml: defaults entry {entry!r} not supported")
+    return OmegaConf.merge(*parts)
 
 
 def apply_hparams(cfg: DictConfig, fragment: DictConfig) -> DictConfig:
     """``cfg`` with each group in ``fragment`` (a search's ``best_hparams.yaml``) replacing its own.
 
     Groups are replaced whole, not merged: an sgd run given rmsprop keeps no sgd ``momentum``.
-    A group with a schema checks the values it is given.
+    A group with a schema checks the values it is given against it, as composition would.
+
+    Raises:
+        omegaconf.errors.ValidationError: for a name, type or key its schema refuses.
     """
     applied = cfg.copy()
     for group, values in fragment.items():
-        applied[group] = values
+        schema = schema_for(str(group), values)
+        applied[group] = values if schema is None else OmegaConf.merge(schema, values)
     return applied
 
 
@@ -188,16 +191,16 @@ def with_hparams_file(cfg: DictConfig) -> DictConfig:
 def technique_choices(cfg: DictConfig) -> dict[str, Any]:
     """The technique chosen in each group, as reported in metrics.json and summaries."""
     return {
-        "model": cfg.model.name,
-        "family": cfg.model.family,
-        "optimizer": cfg.optimizer.name,
+        "model": str(cfg.model.name),
+        "family": str(cfg.model.family),
+        "optimizer": str(cfg.optimizer.name),
         "learning_rate": float(cfg.optimizer.learning_rate),
-        "activation": cfg.activation.name,
+        "activation": str(cfg.activation.name),
         "batch_norm": "on" if cfg.batch_norm.enabled else "off",
-        "regularization": cfg.regularization.name,
+        "regularization": str(cfg.regularization.name),
         "dropout": "on" if cfg.dropout.enabled else "off",
-        "lr_schedule": cfg.lr_schedule.name,
-        "augment": cfg.augment.name,
+        "lr_schedule": str(cfg.lr_schedule.name),
+        "augment": str(cfg.augment.name),
         "batch_size": int(cfg.trainer.batch_size),
     }
 
@@ -214,7 +217,7 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
             return [default] * count
         if key.endswith("dropout_rates") and not cfg.dropout.enabled:
             return [0.0] * count
-        return list(values)
+        return OmegaConf.to_container(values, enum_to_str=True)
 
     common = {
         "num_classes": num_classes,
@@ -225,9 +228,9 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "l1": float(regularization.l1),
         "l2": float(regularization.l2),
         "negative_slope": float(cfg.activation.get("negative_slope", 0.2)),
-        "name": model.name,
+        "name": str(model.name),
     }
-    activation = cfg.activation.name
+    activation = str(cfg.activation.name)
     if model.family == "mlp":
         count = len(model.hidden_units)
         return common | {
@@ -240,8 +243,8 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
     return common | {
         "conv_filters": list(model.conv_filters),
         "kernel_size": list(kernel) if OmegaConf.is_list(kernel) else int(kernel),
-        "padding": model.padding,
-        "pooling": model.pooling,
+        "padding": str(model.padding),
+        "pooling": str(model.pooling),
         "pool_size": int(model.pool_size),
         "pool_every": int(model.get("pool_every", 1)),
         "pool_after": None if model.get("pool_after") is None else list(model.pool_after),
@@ -255,11 +258,11 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
 
 def optimizer_arguments(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
     """The optimizer's name and its constructor keyword arguments."""
-    options = OmegaConf.to_container(cfg.optimizer, resolve=True)
+    options = OmegaConf.to_container(cfg.optimizer, resolve=True, enum_to_str=True)
     return options.pop("name"), options
 
 
 def schedule_options(cfg: DictConfig) -> dict[str, Any]:
-    options = OmegaConf.to_container(cfg.lr_schedule, resolve=True)
+    options = OmegaConf.to_container(cfg.lr_schedule, resolve=True, enum_to_str=True)
     options.pop("name")
     return options

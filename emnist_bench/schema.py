@@ -1,31 +1,114 @@
-"""The config's schema: a dataclass per group with fixed keys, registered in Hydra's ConfigStore.
+"""The config's schema: a dataclass per group (or per option), registered in Hydra's ConfigStore.
 
-Each group's YAML files name their schema first in their defaults list
-(``- /schema/trainer@_here_``), so Hydra checks every value's type as it composes:
-``trainer.epochs=abc`` or a misspelt key stops before any code runs. ``???`` (``MISSING``)
-marks values an option file must give. Ranges and checks across keys stay in
-``config.validate``. Groups whose keys differ from option to option (optimizer, lr_schedule,
-activation, tuner) have no schema; their option files are the whole contract.
+Each option file names its schema first in its defaults list (``- /schema/trainer@_here_``,
+``- /schema/optimizer/sgd@_here_``), so Hydra checks every value as it composes: a wrong type
+(``trainer.epochs=abc``), a misspelt key (``trainer.epoch=3``) or an unknown name
+(``optimizer.name=adamm``, ``activation.name=rellu``) stops with OmegaConf's own message before
+any code runs. ``???`` (``MISSING``) marks values an option file must give.
+
+Names are Enums, since OmegaConf 2.3 has no ``Literal``. Where they come from is the trade-off
+between "a new option is one new YAML file" and a closed list:
+
+- ``optimizer``, ``activation``, ``regularization`` and ``augment`` names are whatever the option
+  files in ``conf/<group>/`` call themselves (their ``name:``), read when this module is imported:
+  the builders pass them on to Keras, so a new one (``conf/optimizer/lion.yaml``) is one file.
+- ``lr_schedule`` and ``tuner`` names are listed here: each needs code (a schedule function, a
+  tuner class), and tests check these lists against that code. Model families, pooling,
+  precisions, class weightings and EMNIST splits are fixed sets too.
+
+Keys an option adds to its group's shared keys (sgd's ``momentum``, a schedule's ``drop``) need
+a dataclass of their own, here, because their types are what a schema is for; an option with
+only the shared keys names its group's ``base`` schema and needs no Python. Shared keys of a
+group whose options extend each other (``tuner``) are ``???`` in the schema, so that merging an
+option's schema never overwrites a value an extended file gave.
+
+Ranges (``trainer.epochs >= 0``) are field metadata (:func:`bounded`), checked by
+``config.check_ranges`` when ``config.validate`` runs, as OmegaConf has no range checks.
 """
 
 from dataclasses import dataclass, field
+from enum import Enum
 from functools import cache
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+import yaml
+from omegaconf import MISSING, DictConfig
+
+from emnist_bench import conf_folder
+from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
+
+
+class Choice(str, Enum):
+    """A name from a fixed set; compares, hashes, formats and serialises as its string."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def choices(enum_name: str, names: list[str] | tuple[str, ...]) -> type[Choice]:
+    """An Enum of ``names`` (OmegaConf converts a string by member name, so name == value)."""
+    return Choice(enum_name, {name: name for name in names}, module=__name__, qualname=enum_name)
+
+
+def _named_in(group: str) -> list[str]:
+    """The ``name:`` of each option file in ``conf/<group>/`` (files that extend another may
+    leave it out)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    names = set()
+    for path in (conf_folder() / group).glob("*.yaml"):
+        names.add((yaml.load(path.read_text(), Loader=loader) or {}).get("name"))
+    return sorted(str(name) for name in names if name is not None)
+
+
+OptimizerName = choices("OptimizerName", _named_in("optimizer"))
+ActivationName = choices("ActivationName", _named_in("activation"))
+RegularizationName = choices("RegularizationName", _named_in("regularization"))
+AugmentName = choices("AugmentName", _named_in("augment"))
+LrScheduleName = choices(
+    "LrScheduleName",
+    ("constant", "reduce_on_plateau", "step_decay", "exponential", "cosine", "one_cycle"),
+)
+TunerName = choices("TunerName", ("none", "random", "bayesian", "hyperband"))
+ModelFamily = choices("ModelFamily", ("mlp", "cnn"))
+Pooling = choices("Pooling", ("max", "average", "none"))
+Padding = choices("Padding", ("same", "valid"))
+Precision = choices("Precision", ("auto", "float32", "mixed_bfloat16", "mixed_float16"))
+ClassWeighting = choices("ClassWeighting", ("balanced", "logit_adjusted"))
+EmnistSplit = choices(
+    "EmnistSplit", ("balanced", "byclass", "bymerge", "letters", "digits", "mnist")
+)
+
+
+def bounded(
+    default: Any = MISSING,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    lt: float | None = None,
+    min_len: int | None = None,
+    why: str = "",
+) -> Any:
+    """A field that :func:`check_ranges` keeps within bounds: ``ge``/``gt``/``lt`` for a number
+    or each number of a list, ``min_len`` for a list's length. ``why`` ends the message about a
+    number, or replaces the one about a list too short."""
+    bounds = {"ge": ge, "gt": gt, "lt": lt, "min_len": min_len}
+    metadata = {key: value for key, value in bounds.items() if value is not None}
+    metadata["why"] = why
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
 class DataSchema:
-    split: str = MISSING
+    split: EmnistSplit = MISSING
     root: str = MISSING
     # A count (int) or a fraction in (0, 1) (float): checked by data.split.validation_split.
     val_size: Any = 10_000
     subset: int | None = None
     # A folder, null for the user's cache folder, or false for no cache.
     cache_dir: Any = None
-    class_weight: str | None = None
+    class_weight: ClassWeighting | None = None
     download: bool = True
     urls: list[str] = field(default_factory=list)
     md5: str | None = None
@@ -41,21 +124,21 @@ class EarlyStoppingSchema:
 
 @dataclass
 class DivergenceSchema:
-    loss_factor: float | None = 100.0
-    chance_epochs: int | None = 3
+    loss_factor: float | None = bounded(100.0, gt=1, why="or null: off")
+    chance_epochs: int | None = bounded(3, ge=1, why="or null: off")
 
 
 @dataclass
 class TrainerSchema:
-    epochs: int = MISSING
-    batch_size: int = MISSING
+    epochs: int = bounded(ge=0)
+    batch_size: int = bounded(ge=1)
     seed: int = MISSING
     deterministic: bool = False
     early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
     divergence: DivergenceSchema = field(default_factory=DivergenceSchema)
     steps_per_execution: int = 1
     jit_compile: bool = False
-    precision: str = "auto"
+    precision: Precision = Precision.auto
     label_smoothing: float = 0.0
     sample_grid: int = 36
     intra_op_threads: int | None = None
@@ -67,7 +150,7 @@ class TrainerSchema:
 @dataclass
 class DropoutSchema:
     enabled: bool = MISSING
-    rate: float = MISSING
+    rate: float = bounded(ge=0, lt=1)
 
 
 @dataclass
@@ -78,51 +161,187 @@ class BatchNormSchema:
 
 @dataclass
 class RegularizationSchema:
-    name: str = MISSING
-    l1: float = 0.0
-    l2: float = 0.0
+    name: RegularizationName = MISSING
+    l1: float = bounded(0.0, ge=0)
+    l2: float = bounded(0.0, ge=0)
 
 
 @dataclass
 class AugmentSchema:
-    name: str = MISSING
+    name: AugmentName = MISSING
     enabled: bool = MISSING
     rotation: float = 0.0  # degrees
     shift: float = 0.0  # fraction of the side
     zoom: float = 0.0  # fraction of the side
 
 
+RATE = {"ge": 0, "lt": 1}
+MEMBERS = "1: one network, 2 or more: an ensemble of that many"
+
+
 @dataclass
 class MLPSchema:
-    family: str = "mlp"
+    family: ModelFamily = ModelFamily.mlp
     name: str = MISSING
-    hidden_units: list[int] = MISSING
+    hidden_units: list[int] = bounded(
+        ge=1,
+        min_len=MIN_MLP_HIDDEN_LAYERS,
+        why=f"an MLP needs at least {MIN_MLP_HIDDEN_LAYERS} hidden layers "
+        "(e.g. model.hidden_units=[256,128,64])",
+    )
     # Per-layer overrides (one entry per hidden layer); null = the technique groups' values.
-    activations: list[str] | None = None
-    dropout_rates: list[float] | None = None
-    members: int = 1
+    activations: list[ActivationName] | None = None
+    dropout_rates: list[float] | None = bounded(None, **RATE)
+    members: int = bounded(1, ge=1, why=MEMBERS)
 
 
 @dataclass
 class CNNSchema:
-    family: str = "cnn"
+    family: ModelFamily = ModelFamily.cnn
     name: str = MISSING
-    conv_filters: list[int] = MISSING
+    conv_filters: list[int] = bounded(
+        ge=1,
+        min_len=MIN_CNN_CONV_BLOCKS,
+        why=f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv blocks "
+        "(e.g. model.conv_filters=[32,64])",
+    )
     # One size for every block, or one per block.
     kernel_size: Any = 3
-    padding: str = "same"
-    pooling: str = "max"
+    padding: Padding = Padding.same
+    pooling: Pooling = Pooling.max
     pool_size: int = 2
-    pool_every: int = 1
+    pool_every: int = bounded(1, ge=1)
     pool_after: list[int] | None = None
-    dense_units: list[int] = MISSING
-    conv_activations: list[str] | None = None
-    conv_dropout_rates: list[float] | None = None
-    dense_activations: list[str] | None = None
-    dense_dropout_rates: list[float] | None = None
-    members: int = 1
+    dense_units: list[int] = bounded(ge=1)
+    conv_activations: list[ActivationName] | None = None
+    conv_dropout_rates: list[float] | None = bounded(None, **RATE)
+    dense_activations: list[ActivationName] | None = None
+    dense_dropout_rates: list[float] | None = bounded(None, **RATE)
+    members: int = bounded(1, ge=1, why=MEMBERS)
 
 
+@dataclass
+class OptimizerSchema:
+    """Shared by every optimizer; the other keys are its Keras constructor's arguments."""
+
+    name: OptimizerName = MISSING
+    learning_rate: float = bounded(gt=0)
+
+
+@dataclass
+class SGDSchema(OptimizerSchema):
+    momentum: float = MISSING
+    nesterov: bool = MISSING
+
+
+@dataclass
+class RhoSchema(OptimizerSchema):
+    """RMSprop and Adadelta: ``rho`` weighs the running average of squared gradients."""
+
+    rho: float = MISSING
+
+
+@dataclass
+class AdamWSchema(OptimizerSchema):
+    weight_decay: float = bounded(ge=0)
+
+
+@dataclass
+class ActivationSchema:
+    name: ActivationName = MISSING
+
+
+@dataclass
+class LeakyReLUSchema(ActivationSchema):
+    negative_slope: float = MISSING
+
+
+@dataclass
+class LrScheduleSchema:
+    """Shared by every schedule (``constant`` has nothing else)."""
+
+    name: LrScheduleName = MISSING
+
+
+@dataclass
+class StepDecaySchema(LrScheduleSchema):
+    drop: float = MISSING
+    every: int = bounded(ge=1)
+
+
+@dataclass
+class ExponentialSchema(LrScheduleSchema):
+    decay_rate: float = MISSING
+
+
+@dataclass
+class CosineSchema(LrScheduleSchema):
+    warmup_epochs: int = bounded(ge=0)
+    min_fraction: float = MISSING
+
+
+@dataclass
+class OneCycleSchema(LrScheduleSchema):
+    max_factor: float = MISSING
+    warmup_fraction: float = MISSING
+    final_div: float = MISSING
+
+
+@dataclass
+class ReduceOnPlateauSchema(LrScheduleSchema):
+    monitor: str = MISSING
+    factor: float = MISSING
+    patience: int = MISSING
+    min_lr: float = MISSING
+
+
+@dataclass
+class TunerEarlyStoppingSchema:
+    enabled: bool = MISSING
+    patience: int = MISSING
+
+
+@dataclass
+class TunerDistributedSchema:
+    heartbeat: float = MISSING
+    worker_timeout: float = MISSING
+    chief_timeout: float = MISSING
+
+
+@dataclass
+class TunerSchema:
+    """The keys every tuner shares (``conf/tuner/none.yaml`` gives their values); the keys a
+    subclass adds are that keras-tuner tuner's own arguments."""
+
+    name: TunerName = MISSING
+    max_trials: int = bounded(ge=1)
+    epochs: int = bounded(ge=1)
+    objective: str = MISSING
+    executions_per_trial: int = bounded(ge=1)
+    max_retries_per_trial: int = MISSING
+    max_consecutive_failed_trials: int | None = MISSING
+    early_stopping: TunerEarlyStoppingSchema = field(default_factory=TunerEarlyStoppingSchema)
+    seed: int = MISSING
+    overwrite: bool = MISSING
+    distributed: TunerDistributedSchema = field(default_factory=TunerDistributedSchema)
+
+
+@dataclass
+class BayesianSchema(TunerSchema):
+    num_initial_points: int | None = MISSING
+    alpha: float = MISSING
+    beta: float = MISSING
+
+
+@dataclass
+class HyperbandSchema(TunerSchema):
+    max_epochs: int = MISSING
+    factor: int = MISSING
+    hyperband_iterations: int | None = MISSING
+
+
+# The ConfigStore path under schema/ -> the dataclass. A group whose keys differ by option has
+# one schema per name, keyed by the name it serves (apply_hparams finds it so), and ``base``.
 SCHEMAS = {
     "data": DataSchema,
     "trainer": TrainerSchema,
@@ -132,12 +351,39 @@ SCHEMAS = {
     "augment": AugmentSchema,
     "model/mlp": MLPSchema,
     "model/cnn": CNNSchema,
+    "optimizer/base": OptimizerSchema,
+    "optimizer/sgd": SGDSchema,
+    "optimizer/rmsprop": RhoSchema,
+    "optimizer/adadelta": RhoSchema,
+    "optimizer/adamw": AdamWSchema,
+    "activation/base": ActivationSchema,
+    "activation/leaky_relu": LeakyReLUSchema,
+    "lr_schedule/base": LrScheduleSchema,
+    "lr_schedule/step_decay": StepDecaySchema,
+    "lr_schedule/exponential": ExponentialSchema,
+    "lr_schedule/cosine": CosineSchema,
+    "lr_schedule/one_cycle": OneCycleSchema,
+    "lr_schedule/reduce_on_plateau": ReduceOnPlateauSchema,
+    "tuner/base": TunerSchema,
+    "tuner/bayesian": BayesianSchema,
+    "tuner/hyperband": HyperbandSchema,
 }
+
+
+def schema_for(group: str, values: DictConfig | dict) -> type | None:
+    """The schema of ``values`` as group ``group``: the group's own, else the one its ``family``
+    (model) or ``name`` selects, else the group's ``base``; None for a group without one."""
+    if group in SCHEMAS:
+        return SCHEMAS[group]
+    key = values.get("family" if group == "model" else "name")
+    return SCHEMAS.get(f"{group}/{key}") or SCHEMAS.get(f"{group}/base")
 
 
 @cache
 def register() -> None:
     """Stores each schema as ``schema/<name>`` in Hydra's ConfigStore (once per process)."""
+    from hydra.core.config_store import ConfigStore  # here: --help reads the schemas only
+
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         group, _, option = f"schema/{name}".rpartition("/")

@@ -8,9 +8,11 @@ import sys
 import textwrap
 
 import pytest
+from omegaconf import OmegaConf
 
 import emnist_bench
 from emnist_bench import config as config_lib
+from emnist_bench.cli import composition_error
 from emnist_bench.errors import ConfigError
 from emnist_bench.techniques import TECHNIQUE_GROUPS, USER_GROUPS, options
 from tests.configs import compose_config
@@ -52,12 +54,16 @@ def test_every_option_composes_without_importing_tensorflow():
     assert int(result.stdout.split()[-1]) == sum(len(options(g)) for g in groups)
 
 
-def test_help_lists_every_group_without_tensorflow():
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_lists_every_group_and_the_config_without_tensorflow_or_hydra_composing(flag):
     script = (
-        "import sys, runpy; sys.argv=['emnist_bench', '--help']\n"
+        f"import sys, runpy; sys.argv=['emnist_bench', '{flag}']\n"
+        "from hydra._internal.hydra import Hydra\n"
+        "def refuse(*args, **kwargs): raise AssertionError('Hydra composed for --help')\n"
+        "Hydra.compose_config = Hydra.format_config_groups = refuse\n"
         "try:\n runpy.run_module('emnist_bench', run_name='__main__')\n"
         "except SystemExit: pass\n"
-        "assert 'tensorflow' not in sys.modules"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -68,10 +74,36 @@ def test_help_lists_every_group_without_tensorflow():
     examples = "\n".join(lines[:15])
     for command in ("-m +sweep=technique_grid", "emnist_bench.evaluate ", "emnist_bench.report "):
         assert command in examples
-    assert "data.root" in examples
+    assert "data.root" in examples and "$EMNIST_BENCH_DATA" in result.stdout
     groups = result.stdout.split("== Groups", 1)[1].split("== Config", 1)[0]
     listed = {line.split(":")[0] for line in groups.splitlines()[1:] if ":" in line}
     assert listed == set(USER_GROUPS)  # not the internal variant, schema or search_space groups
+    config = result.stdout.split("== Config (override any key: key=value) ==\n", 1)[1]
+    for block in ("optimizer:\n  name: adam\n  learning_rate: 0.001\n", "trainer:\n  epochs: 10\n"):
+        assert block in config
+    assert "output_dir: ${hydra:runtime.output_dir}" in config
+    assert result.stdout.rstrip().endswith("python -m emnist_bench --hydra-help")
+
+
+def test_the_help_config_is_the_config_hydra_composes():
+    from emnist_bench.usage import default_config
+
+    composed = compose_config(output_dir=None)
+    assert OmegaConf.to_yaml(default_config()) == OmegaConf.to_yaml(composed)
+
+
+def test_each_option_alone_is_what_hydra_composes():
+    groups = ("model", *TECHNIQUE_GROUPS, "augment", "data", "tuner", "search_space")
+    for group in groups:
+        for option in options(group):
+            mine = config_lib.option_config(group, option)
+            if group == "search_space":
+                hydras = compose_config([f"search_space@search_space.mlp={option}"])
+                hydras = hydras.search_space.mlp
+            else:
+                hydras = compose_config([f"{group}={option}"])[group]
+            assert OmegaConf.get_type(mine) is OmegaConf.get_type(hydras), (group, option)
+            assert OmegaConf.to_container(mine) == OmegaConf.to_container(hydras), (group, option)
 
 
 def test_version_prints_the_package_version():
@@ -94,19 +126,22 @@ def test_required_technique_grid_is_available():
     ("overrides", "message"),
     [
         (["model.hidden_units=[64,32]"], "an MLP needs at least 3"),
+        (["model.hidden_units=[64,0,32]"], "model.hidden_units has 0; each entry must be >= 1"),
         (["model=cnn", "model.conv_filters=[32]"], "a CNN needs at least 2"),
-        (["dropout.rate=1.0"], "dropout.rate=1.0 must be a dropout rate in [0, 1)"),
-        (["dropout.rate=-0.1"], "must be a dropout rate in [0, 1)"),
-        (["model.dropout_rates=[0.1,0.2,1.5]"], "model.dropout_rates=1.5"),
+        (["dropout.rate=1.0"], "dropout.rate=1.0 must be in [0, 1)"),
+        (["dropout.rate=-0.1"], "must be in [0, 1)"),
+        (["model.dropout_rates=[0.1,0.2,1.5]"], "model.dropout_rates has 1.5; each entry must"),
         (["model.activations=[relu,relu]"], "model.activations has 2 entries, expected 3"),
-        (["trainer.epochs=-1"], "trainer.epochs=-1 must be a whole number >= 0"),
+        (["model=cnn", "model.dense_activations=[relu,elu]"], "model.dense_activations has 2"),
+        (["trainer.epochs=-1"], "trainer.epochs=-1 must be >= 0"),
         (["trainer.batch_size=0"], "trainer.batch_size=0"),
-        (["optimizer.learning_rate=0"], "optimizer.learning_rate=0 must be > 0"),
-        (["activation.name=sigmoidal"], "activation 'sigmoidal' is unknown"),
+        (["optimizer.learning_rate=0"], "optimizer.learning_rate=0.0 must be > 0"),
+        (["optimizer=adamw", "optimizer.weight_decay=-1"], "optimizer.weight_decay=-1.0 must be"),
+        (["lr_schedule=step_decay", "lr_schedule.every=0"], "lr_schedule.every=0 must be >= 1"),
+        (["tuner=random", "tuner.max_trials=0"], "tuner.max_trials=0 must be >= 1"),
         (["regularization.l2=-1"], "must be >= 0"),
         (["regularization=l1", "regularization.l2=1e-4"], "regularization.l2=0.0001 has no"),
         (["regularization.l1=1e-5"], "regularization.l1=1e-05 has no place in regularization=none"),
-        (["data.class_weight=inverse"], "data.class_weight=inverse"),
         (["model=cnn", "model.pool_after=[1,3]"], "model.pool_after=[1, 3] must number conv"),
     ],
 )
@@ -121,10 +156,12 @@ def test_wrong_values_are_refused_with_their_message(overrides, message):
         (["optimizer=adamm"], "unknown optimizer option 'adamm'; choose one of: adadelta"),
         (
             ["model=mlp", "model.hidden_units=[64,32]"],
-            "model.hidden_units has 2 hidden layers; an MLP needs at least 3",
+            "model.hidden_units has 2 entries; an MLP needs at least 3",
         ),
-        (["dropout.rate=1.5"], "dropout.rate=1.5 must be a dropout rate in [0, 1)"),
-        (["trainer.epochs=-3"], "trainer.epochs=-3 must be a whole number"),
+        (["dropout.rate=1.5"], "dropout.rate=1.5 must be in [0, 1)"),
+        (["trainer.epochs=-3"], "trainer.epochs=-3 must be >= 0"),
+        (["optimizer.name=adamm"], "optimizer.name=adamm: Invalid value 'adamm', expected one"),
+        (["activation.name=rellu"], "activation.name=rellu: Invalid value 'rellu', expected"),
         # Types and key names are the schema's to check (emnist_bench.schema).
         (["trainer.epochs=abc"], "trainer.epochs=abc: Value 'abc' of type 'str' could not be"),
         (["trainer.epoch=3"], "Could not override 'trainer.epoch': Key 'epoch' not in"),
@@ -182,3 +219,57 @@ def test_model_arguments_carry_the_regularization_as_validated(overrides, penalt
     config_lib.validate(cfg)
     arguments = config_lib.model_arguments(cfg, 47)
     assert (arguments["l1"], arguments["l2"]) == penalties
+
+
+# One wrong value per config group, refused by Hydra or OmegaConf as the config composes.
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.name=adamm"], "Invalid value 'adamm', expected one of [adadelta, adagrad"),
+        (["optimizer.momentum=0.9"], "Key 'momentum' not in 'OptimizerSchema'"),
+        (["optimizer=sgd", "optimizer.nesterov=sometimes"], "'sometimes' is not a valid bool"),
+        (["activation.name=rellu"], "Invalid value 'rellu', expected one of [elu, gelu, leaky"),
+        (["activation=leaky_relu", "activation.negative_slope=x"], "could not be converted"),
+        (["lr_schedule.name=cosin"], "Invalid value 'cosin', expected one of [constant"),
+        (["lr_schedule=cosine", "lr_schedule.warmup_epochs=one"], "could not be converted"),
+        (["tuner.name=grid"], "Invalid value 'grid', expected one of [none, random, bayesian"),
+        (["tuner=bayesian", "tuner.alpha=small"], "could not be converted to Float"),
+        (["tuner.max_trial=3"], "Key 'max_trial' not in 'TunerSchema'"),
+        (["regularization.name=l3"], "Invalid value 'l3', expected one of [l1, l1_l2, l2, none]"),
+        (["augment.name=medium"], "Invalid value 'medium', expected one of [light, none, strong]"),
+        (["model.family=rnn"], "Invalid value 'rnn', expected one of [mlp, cnn]"),
+        (["model.activations=[relu,relu,rellu]"], "Invalid value 'rellu'"),
+        (["model=cnn", "model.pooling=min"], "Invalid value 'min', expected one of [max, average"),
+        (["data.split=bylass"], "Invalid value 'bylass', expected one of [balanced, byclass"),
+        (["data.class_weight=inverse"], "Invalid value 'inverse', expected one of [balanced, lo"),
+        (["trainer.precision=fp8"], "Invalid value 'fp8', expected one of [auto, float32"),
+        (["dropout.enabled=maybe"], "'maybe' is not a valid bool"),
+        (["batch_norm.momentum=high"], "could not be converted to Float"),
+        *[([f"{group}=typo"], f"Could not find '{group}/typo'") for group in USER_GROUPS[:-2]],
+        (["+experiment=typo"], "Could not find 'experiment/typo'"),
+        (["+sweep=typo"], "Could not find 'sweep/typo'"),
+    ],
+)
+def test_every_group_refuses_a_wrong_value_as_it_composes(overrides, message):
+    with pytest.raises(Exception) as raised:  # noqa: B017  (Hydra's and OmegaConf's own errors)
+        compose_config(overrides)
+    line = str(composition_error(raised.value))
+    assert message in line and "\n" not in line
+
+
+def test_the_code_knows_every_name_a_schema_allows():
+    from emnist_bench.schema import LrScheduleName
+    from emnist_bench.training import schedules
+
+    assert {name.value for name in LrScheduleName} == set(schedules.ALL)
+
+
+def test_a_hparams_file_group_is_checked_against_its_schema(tmp_path):
+    path = tmp_path / "best_hparams.yaml"
+    path.write_text("optimizer: {name: sgd, learning_rate: 0.1, momentum: 0.9, nesterov: maybe}\n")
+    with pytest.raises(ConfigError, match="hparams_file=.*'maybe' is not a valid bool"):
+        config_lib.with_hparams_file(compose_config([f"hparams_file={path}"]))
+    path.write_text("dropout: {enabled: true, rate: 1.5}\n")
+    applied = config_lib.with_hparams_file(compose_config([f"hparams_file={path}"]))
+    with pytest.raises(ConfigError, match=re.escape("dropout.rate=1.5 must be in [0, 1)")):
+        config_lib.validate(applied)

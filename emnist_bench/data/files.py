@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from emnist_bench.errors import DataError
+from emnist_bench.schema import EmnistSplit
 
 IMAGE_SIDE = 28
-SPLITS = ("balanced", "byclass", "bymerge", "letters", "digits", "mnist")
+SPLITS = tuple(split.value for split in EmnistSplit)
 PARTS = ("train", "test")
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801

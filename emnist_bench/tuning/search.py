@@ -12,6 +12,7 @@ same folder keeps every finished trial and runs only the missing ones. With kera
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gc
 import json
 import logging
@@ -24,8 +25,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config as config_lib
-from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError, UserError
+from emnist_bench.schema import TunerSchema
 from emnist_bench.training.fit import build_model, compile_model
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import class_prior
@@ -34,7 +35,8 @@ from emnist_bench.tuning.space import declare_space, hparams_fragment, plain
 
 log = logging.getLogger(__name__)
 
-TUNER_KEYS_FILE = "tuner/none.yaml"  # the keys every tuner option shares
+# The keys every tuner shares; those a tuner's schema adds are its keras-tuner arguments.
+SHARED_TUNER_KEYS = frozenset(field.name for field in dataclasses.fields(TunerSchema))
 # What keras-tuner raises when its saved JSON state is damaged (KeyError comes as RuntimeError).
 RELOAD_ERRORS = (ValueError, KeyError, TypeError, AttributeError, IndexError, RuntimeError, OSError)
 
@@ -147,7 +149,7 @@ def make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.T
     """The configured tuner over ``out/tuner``, reloading the state found there (unless
     ``tuner.overwrite``, which starts the search over).
 
-    The keys a tuner option adds to ``conf/tuner/none.yaml`` are its keras-tuner arguments.
+    The keys a tuner's schema adds to ``schema.TunerSchema`` are its keras-tuner arguments.
     Every tuner stops at ``tuner.max_trials`` trials in total (Hyperband has no budget of its own).
 
     Raises:
@@ -183,8 +185,7 @@ def damaged_state(project: Path, error: Exception) -> UserError:
 
 def _make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.Tuner:
     tuner = cfg.tuner
-    shared = OmegaConf.load(config_dir() / TUNER_KEYS_FILE)
-    options = {key: value for key, value in tuner.items() if key not in shared}
+    options = {key: value for key, value in tuner.items() if key not in SHARED_TUNER_KEYS}
     built = TUNERS[tuner.name](
         hypermodel=hypermodel,
         objective=tuner.objective,
@@ -250,12 +251,7 @@ def write_best_hparams(path: Path, fragment: DictConfig, trial, objective: str) 
 
 
 def _check(cfg: DictConfig, data) -> None:
-    tuner = cfg.tuner
-    if tuner.name not in TUNERS:
-        raise ConfigError(f"tuner.name={tuner.name} must be none or one of {', '.join(TUNERS)}")
-    for key in ("max_trials", "epochs", "executions_per_trial"):
-        if not isinstance(tuner[key], int) or tuner[key] < 1:
-            raise ConfigError(f"tuner.{key}={tuner[key]} must be a whole number >= 1")
+    """What the schema (names, types, ranges) cannot know: the data and the search space."""
     if not len(data.y_val):
         raise ConfigError("the tuner scores trials on validation data: set data.val_size > 0")
     declare_space(kt.HyperParameters(), cfg)

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from emnist_bench import config_dir
+from emnist_bench.config import option_config
 from emnist_bench.errors import ConfigError
-from emnist_bench.schema import SCHEMAS
+from emnist_bench.techniques import options as group_options
 
 if TYPE_CHECKING:
     import keras_tuner as kt
@@ -123,7 +123,7 @@ def declare_space(hp: kt.HyperParameters, cfg: DictConfig) -> None:
     for group in GROUP_CHOICES:
         entry = space.get(group)
         options = [] if entry is None else _options(entry)
-        missing = [o for o in options if not (config_dir() / group / f"{o}.yaml").is_file()]
+        missing = [o for o in options if o not in group_options(group)]
         if missing:
             raise ConfigError(
                 f"search_space.{family}.{group} names {missing}, which conf/{group}/ has no "
@@ -161,13 +161,8 @@ def _chosen_group(cfg: DictConfig, group: str, values: Mapping[str, Any]) -> dic
     """The option a ``group`` entry chose, as its ``conf/`` file has it (``sgd`` comes with its
     momentum), or the run's own group when the entry is not searched."""
     if group in values:
-        option = OmegaConf.load(config_dir() / group / f"{values[group]}.yaml")
-        option.pop("defaults", None)  # the schema the file names: its keys are merged below
-        schema = SCHEMAS.get(group)
-        if schema is not None:
-            option = OmegaConf.merge(OmegaConf.structured(schema), option)
-        return OmegaConf.to_container(option)
-    return OmegaConf.to_container(cfg[group], resolve=True)
+        return OmegaConf.to_container(option_config(group, values[group]), enum_to_str=True)
+    return OmegaConf.to_container(cfg[group], resolve=True, enum_to_str=True)
 
 
 def hparams_fragment(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
@@ -180,7 +175,7 @@ def hparams_fragment(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
     family = cfg.model.family
     space = cfg.search_space[family]
     values = {name: plain(value) for name, value in values.items()}
-    model = OmegaConf.to_container(cfg.model, resolve=True)
+    model = OmegaConf.to_container(cfg.model, resolve=True, enum_to_str=True)
     fragment: dict[str, Any] = {"model": model}
     for name, (count, key) in PER_LAYER[family].items():
         if space.get(name) is not None:
