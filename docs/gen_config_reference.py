@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -32,9 +33,10 @@ edit by hand: run `make docs` (or `python docs/gen_config_reference.py`). -->
 
 Every value a user may change lives in `conf/`. Pick a group's option with `group=option`
 (`model=cnn`), change one key with `key=value` (`trainer.epochs=3`), add a preset with
-`+experiment=NAME` or a sweep with `-m +sweep=NAME`. A value of the wrong type or a misspelt key
-in a group with a schema stops at composition, before TensorFlow loads; ranges and checks across
-keys are in `emnist_bench/config.py`. `python -m emnist_bench --help` prints the composed config.
+`+experiment=NAME` or a sweep with `-m +sweep=NAME`. Every group has a schema: a value of the
+wrong type, a misspelt key or an unknown name stops at composition, before TensorFlow loads. The
+ranges in brackets and the checks across keys run before a run starts (`emnist_bench/config.py`).
+`python -m emnist_bench --help` prints the groups, their options and the default config.
 """
 
 
@@ -44,9 +46,22 @@ def type_name(tp: object) -> str:
         return "one of " + ", ".join(str(m.value) for m in tp)
     if typing.get_origin(tp) is typing.Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " | ".join(type_name(arg) for arg in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"list[{type_name(typing.get_args(tp)[0])}]"
     if isinstance(tp, type) and not typing.get_args(tp):
         return tp.__name__
     return str(tp).replace("typing.", "")
+
+
+def bounds_text(field: dataclasses.Field) -> str:
+    """The range ``config.check_ranges`` holds a field to (``schema.bounded``), if any."""
+    signs = {"ge": ">=", "gt": ">", "lt": "<", "min_len": "entries >="}
+    rules = [f"{sign} {field.metadata[key]}" for key, sign in signs.items() if key in field.metadata]
+    return f" ({', '.join(rules)})" if rules else ""
 
 
 def default_text(field: dataclasses.Field) -> str:
@@ -74,7 +89,7 @@ def schema_rows(schema: type, prefix: str = "") -> list[str]:
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             rows += schema_rows(tp, f"{name}.")
             continue
-        cell = type_name(tp).replace("|", "\\|")
+        cell = (type_name(tp) + bounds_text(field)).replace("|", "\\|")
         rows.append(f"| `{name}` | {cell} | {default_text(field)} |")
     return rows
 

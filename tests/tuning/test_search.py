@@ -248,3 +248,18 @@ for name in {TUNERS + ("none",)!r}:
     ).stdout.splitlines()
     for name, line in zip(TUNERS + ("none",), lines, strict=True):
         assert line.split() == [name, name, "10", "5", "val_accuracy", "14", "False"]
+
+
+def test_each_tuner_name_has_a_tuner_and_its_own_keys_are_keras_tuner_arguments():
+    import dataclasses
+    import inspect
+
+    from emnist_bench.schema import SCHEMAS, TunerName
+    from emnist_bench.tuning.search import SHARED_TUNER_KEYS, TUNERS
+
+    assert {name.value for name in TunerName} == {"none", *TUNERS}
+    for name, tuner in TUNERS.items():
+        schema = SCHEMAS.get(f"tuner/{name}", SCHEMAS["tuner/base"])
+        own = {f.name for f in dataclasses.fields(schema)} - SHARED_TUNER_KEYS
+        accepted = set(inspect.signature(tuner.__mro__[2].__init__).parameters)
+        assert own <= accepted, (name, own - accepted)
