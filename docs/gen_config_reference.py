@@ -60,7 +60,8 @@ def type_name(tp: object) -> str:
 def bounds_text(field: dataclasses.Field) -> str:
     """The range ``config.check_ranges`` holds a field to (``schema.bounded``), if any."""
     signs = {"ge": ">=", "gt": ">", "lt": "<", "min_len": "entries >="}
-    rules = [f"{sign} {field.metadata[key]}" for key, sign in signs.items() if key in field.metadata]
+    bounds = field.metadata
+    rules = [f"{sign} {bounds[key]}" for key, sign in signs.items() if key in bounds]
     return f" ({', '.join(rules)})" if rules else ""
 
 
