@@ -1,8 +1,9 @@
 """How long ``python -m emnist_bench --help`` takes: the whole process, start to exit.
 
 Runs the command ``--runs`` times (after one unmeasured run that warms the file cache) and
-prints each time, the median, and the result as JSON on the last line. The child gets this
-checkout on ``PYTHONPATH``, so a worktree measures its own code.
+prints each time, the median, and the result as JSON on the last line. The child runs in this
+checkout, with it on ``PYTHONPATH``, so a worktree measures its own code (``python -m`` puts
+the current folder first on ``sys.path``).
 
     .venv/bin/python benchmarks/help_time.py [--runs 5] [-- EXTRA ARGUMENTS]
 """
@@ -23,7 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def time_once(command: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(command, env=env, cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
