@@ -1,6 +1,6 @@
 """The ``python -m emnist_bench`` / ``emnist-bench`` command: Hydra composes, :func:`run` runs.
 
-This module must stay free of TensorFlow imports: ``--help`` and composition are instant.
+This module must stay free of TensorFlow imports: composition errors come before any of it.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
-from emnist_bench import __version__, config_dir
+import emnist_bench.usage  # noqa: F401  (registers the help template's resolver)
+from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
 from emnist_bench.techniques import options
-from emnist_bench.usage import help_text
 
 _GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
 
@@ -64,15 +64,9 @@ def composition_error(error: Exception) -> ConfigError:
 
 
 def main() -> None:
-    """Console entry point (``emnist-bench``): user errors exit 2 with one line on stderr."""
-    if sys.argv[1:] in (["--version"], ["-V"]):
-        print(f"emnist_bench {__version__}")
-        return
-    # Hydra's --help composes every option of every group (seconds); with overrides to show,
-    # it still prints this page's template with the config they compose.
-    if sys.argv[1:] in (["--help"], ["-h"]):
-        print(help_text())
-        return
+    """The command (``__main__`` answers a lone ``--help`` or ``--version`` before it): user
+    errors exit 2 with one line on stderr. ``--help`` with overrides is Hydra's own, showing the
+    config they compose."""
     # Hydra's errors reach this function instead of being printed over several lines.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:

@@ -10,8 +10,10 @@ Names are Enums, since OmegaConf 2.3 has no ``Literal``. Where they come from is
 between "a new option is one new YAML file" and a closed list:
 
 - ``optimizer``, ``activation``, ``regularization`` and ``augment`` names are whatever the option
-  files in ``conf/<group>/`` call themselves (their ``name:``), read when this module is imported:
-  the builders pass them on to Keras, so a new one (``conf/optimizer/lion.yaml``) is one file.
+  files in ``conf/<group>/`` call themselves (their ``name:``), read when this module is imported
+  (a few milliseconds): the builders pass them on to Keras, so a new one
+  (``conf/optimizer/lion.yaml``) is one file, and a name no file uses is refused even where
+  Keras knows it (``optimizer.name=adamax``: add the file).
 - ``lr_schedule`` and ``tuner`` names are listed here: each needs code (a schedule function, a
   tuner class), and tests check these lists against that code. Model families, pooling,
   precisions, class weightings and EMNIST splits are fixed sets too.

@@ -6,7 +6,7 @@ again, so a new option is one new file.
 
 from __future__ import annotations
 
-from emnist_bench import config_dir
+from emnist_bench import conf_folder
 
 # The config groups a comparison is about, in the order tables and plots show them. A sweep
 # variant changes one of them; each is a key of metrics.json (config.technique_choices).
@@ -24,4 +24,4 @@ MIN_CNN_CONV_BLOCKS = 2
 
 def options(group: str) -> list[str]:
     """Every option of a config group: the names of the YAML files in ``conf/<group>/``."""
-    return sorted(path.stem for path in (config_dir() / group).glob("*.yaml"))
+    return sorted(path.stem for path in (conf_folder() / group).glob("*.yaml"))

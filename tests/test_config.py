@@ -55,15 +55,13 @@ def test_every_option_composes_without_importing_tensorflow():
 
 
 @pytest.mark.parametrize("flag", ["--help", "-h"])
-def test_help_lists_every_group_and_the_config_without_tensorflow_or_hydra_composing(flag):
+def test_help_lists_every_group_and_the_config_without_tensorflow_or_hydra(flag):
     script = (
         f"import sys, runpy; sys.argv=['emnist_bench', '{flag}']\n"
-        "from hydra._internal.hydra import Hydra\n"
-        "def refuse(*args, **kwargs): raise AssertionError('Hydra composed for --help')\n"
-        "Hydra.compose_config = Hydra.format_config_groups = refuse\n"
         "try:\n runpy.run_module('emnist_bench', run_name='__main__')\n"
         "except SystemExit: pass\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+        "heavy = [m for m in ('tensorflow', 'keras', 'hydra') if m in sys.modules]\n"
+        "assert not heavy, heavy"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
