@@ -44,6 +44,7 @@ def validate(cfg: DictConfig) -> None:
         ConfigError: naming the key, the value and what is expected.
     """
     check_ranges(cfg)
+    _check_keys_fit_names(cfg)
     model = cfg.model
     for key, follows in PER_LAYER_LISTS[model.family].items():
         value, layers = model.get(key), len(model[follows])
@@ -64,6 +65,18 @@ def validate(cfg: DictConfig) -> None:
             raise ConfigError(
                 f"regularization.{penalty}={cfg.regularization[penalty]} has no place in "
                 f"regularization={name}: choose regularization={penalty} or l1_l2"
+            )
+
+
+def _check_keys_fit_names(cfg: DictConfig) -> None:
+    """A group's keys are those of the schema its name selects: ``optimizer=sgd
+    optimizer.name=adam`` would hand Adam sgd's ``momentum``."""
+    for group in ("optimizer", "activation", "lr_schedule", "tuner"):
+        node = cfg[group]
+        if OmegaConf.get_type(node) is not schema_for(group, node):
+            raise ConfigError(
+                f"{group}.name={node.name} does not take the keys of this {group} option "
+                f"({', '.join(map(str, node))}): choose {group}={node.name} instead"
             )
 
 

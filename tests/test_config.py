@@ -141,6 +141,8 @@ def test_required_technique_grid_is_available():
         (["regularization=l1", "regularization.l2=1e-4"], "regularization.l2=0.0001 has no"),
         (["regularization.l1=1e-5"], "regularization.l1=1e-05 has no place in regularization=none"),
         (["model=cnn", "model.pool_after=[1,3]"], "model.pool_after=[1, 3] must number conv"),
+        (["optimizer=sgd", "optimizer.name=adam"], "optimizer.name=adam does not take the keys"),
+        (["lr_schedule.name=cosine"], "choose lr_schedule=cosine instead"),
     ],
 )
 def test_wrong_values_are_refused_with_their_message(overrides, message):
