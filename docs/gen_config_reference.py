@@ -81,10 +81,12 @@ def default_text(field: dataclasses.Field) -> str:
     return f"`{yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}`"
 
 
-def schema_rows(schema: type, prefix: str = "") -> list[str]:
+def schema_rows(schema: type, prefix: str = "", skip: frozenset[str] = frozenset()) -> list[str]:
     hints = typing.get_type_hints(schema)
     rows = []
     for field in dataclasses.fields(schema):
+        if field.name in skip:
+            continue
         tp = hints.get(field.name, field.type)
         name = f"{prefix}{field.name}"
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
@@ -96,7 +98,8 @@ def schema_rows(schema: type, prefix: str = "") -> list[str]:
 
 
 def schemas_named(files: list[Path]) -> list[str]:
-    """The ``/schema/...`` entries named in the option files' defaults lists, in order."""
+    """The ``/schema/...`` entries named in the option files' defaults lists: a group's base
+    schemas first (those others extend), then in the files' order."""
     names: list[str] = []
     for path in files:
         for entry in (yaml.safe_load(path.read_text()) or {}).get("defaults", []) or []:
@@ -104,20 +107,29 @@ def schemas_named(files: list[Path]) -> list[str]:
                 name = entry.removeprefix("/").split("@")[0]
                 if name not in names:
                     names.append(name)
-    return names
+    return sorted(names, key=lambda name: len(schema_named(name).__mro__))
+
+
+def schema_named(name: str) -> type:
+    return OmegaConf.get_type(ConfigStore.instance().load(config_path=f"{name}.yaml").node)
 
 
 def schema_section(name: str) -> list[str]:
-    node = ConfigStore.instance().load(config_path=f"{name}.yaml").node
-    schema = OmegaConf.get_type(node)
+    schema = schema_named(name)
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         return []
+    base = schema.__mro__[1]
+    if dataclasses.is_dataclass(base):  # a group's schema extended by an option's keys
+        inherited = frozenset(field.name for field in dataclasses.fields(base))
+        title = f"Schema `{schema.__name__}` (`{name}`): the keys of `{base.__name__}` and these:"
+    else:
+        inherited, title = frozenset(), f"Schema `{schema.__name__}` (`{name}`):"
     return [
-        f"Schema `{schema.__name__}` (`{name}`):",
+        title,
         "",
         "| key | type | default |",
         "|---|---|---|",
-        *schema_rows(schema),
+        *schema_rows(schema, skip=inherited),
         "",
     ]
 
