@@ -23,7 +23,7 @@ from emnist_bench.rundir import (
     METRICS,
     MODEL,
     PREDICTIONS,
-    partial_path,
+    atomic_path,
     write_json,
     write_predictions,
     write_text,
@@ -67,8 +67,8 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     }
     write_predictions(out / PREDICTIONS, data.y_test, predictions)
     # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
-    with partial_path(out / MODEL) as partial:
-        model.save(partial)
+    with atomic_path(out / MODEL) as temporary:
+        model.save(temporary)
     write_text(
         out / "classification_report.txt",
         classification_report(

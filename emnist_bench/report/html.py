@@ -36,6 +36,7 @@ from emnist_bench.report.tables import (
     side_by_side_rows,
     whole,
 )
+from emnist_bench.rundir import write_text
 from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 # A run's own plots, linked from the page.
@@ -267,5 +268,5 @@ def write_html(
 ) -> Path:
     """One self-contained page: tables, the sweep plots embedded, links to every run's plots."""
     page = render_html(title, summary, effects, plots, about, path.parent, factorials)
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path

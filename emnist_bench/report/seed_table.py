@@ -26,7 +26,7 @@ from emnist_bench import config_dir
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.report.runs import data_description, load_summary
 from emnist_bench.report.tables import markdown_table
-from emnist_bench.rundir import find_run_dirs, read_json
+from emnist_bench.rundir import find_run_dirs, read_json, write_text
 
 COLUMNS = (
     "model", "status", "epochs_run", "lr_schedule", "optimizer", "val_accuracy", "test_accuracy",
@@ -63,7 +63,7 @@ def write_seed_report(
     table = collect(sweep_dir, published)
     if table.empty:
         raise UserError(f"{sweep_dir}: no runs found; run +sweep=seed_report first")
-    table.to_csv(sweep_dir / "seed_report.csv", index=False)
+    write_text(sweep_dir / "seed_report.csv", table.to_csv(index=False))
     summary, _ = load_summary([sweep_dir])
     about = data_description(summary)
     header = [
@@ -90,7 +90,7 @@ def write_seed_report(
         markdown_table(header, rows),
         "",
     ]
-    (sweep_dir / "seed_report.md").write_text("\n".join(text))
+    write_text(sweep_dir / "seed_report.md", "\n".join(text))
     terminal = Table(title=f"The notebook's models ({data_description(summary, short=True)})")
     for name in header:
         terminal.add_column(name, justify="left" if name in ("model", "status") else "right")

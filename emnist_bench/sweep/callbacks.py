@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.rundir import RUNNING
+from emnist_bench.rundir import RUNNING, write_json
 from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
 log = logging.getLogger(__name__)
@@ -247,7 +247,7 @@ class SweepProgress(Callback):
         markers.mkdir(parents=True, exist_ok=True)
         seconds = time.time() - self._job_started
         marker = {**outcome, "seconds": seconds, "run_dir": str(config.hydra.sweep.subdir)}
-        (markers / f"{config.hydra.job.num}.json").write_text(json.dumps(marker))
+        write_json(markers / f"{config.hydra.job.num}.json", marker)
         done = len(list(markers.glob("*.json")))
         elapsed = time.time() - self.started
         status = outcome["status"]

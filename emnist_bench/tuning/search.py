@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import io
 import json
 import logging
 from pathlib import Path
@@ -26,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from emnist_bench import config as config_lib
 from emnist_bench import config_dir
 from emnist_bench.errors import ConfigError, UserError
+from emnist_bench.rundir import write_text
 from emnist_bench.training.fit import build_model, compile_model
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import class_prior
@@ -231,10 +233,11 @@ def write_trials_csv(oracle: kt.Oracle, path: Path) -> list[dict[str, Any]]:
             row["params"] = int(row["params"])  # a count (keras-tuner averages it as a float)
         row["error"] = _last_line(trial.message) if trial.status == "FAILED" else None
         rows.append(row)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["trial_id", "status", "score", *names, *metrics, "error"])
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, ["trial_id", "status", "score", *names, *metrics, "error"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
     return rows
 
 
@@ -246,7 +249,7 @@ def write_best_hparams(path: Path, fragment: DictConfig, trial, objective: str) 
         "# Re-train it without the tuner (each group below replaces the run's own):\n"
         f"#   python -m emnist_bench hparams_file={path}\n"
     )
-    path.write_text(header + OmegaConf.to_yaml(fragment))
+    write_text(path, header + OmegaConf.to_yaml(fragment))
 
 
 def _check(cfg: DictConfig, data) -> None:

@@ -47,7 +47,7 @@ def test_savedmodel_loads_with_tensorflow_and_predicts_exactly_as_keras(
     assert check["export_accuracy"] == pytest.approx((reference.argmax(1) == labels).mean())
     classes = json.loads((tmp_path / "classes.json").read_text())["characters"]
     assert classes == list(open_run(folder).classes)
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.rglob(".*.tmp*"))  # no temporary file or folder left
 
 
 def test_tflite_files_load_with_the_interpreter_and_agree_with_keras(
