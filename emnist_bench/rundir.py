@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -41,10 +41,22 @@ PREDICTIONS = "predictions.npz"
 # Keras BackupAndRestore's folder: the weights and optimizer state of the last finished epoch.
 BACKUP = "backup"
 TENSORBOARD = "tensorboard"
+PLOTS = "plots"
+CLASSIFICATION_REPORT = "classification_report.txt"
+TRIALS = "trials.csv"
+"""A search's trials, one row each (``trainer.tune``)."""
+BEST_HPARAMS = "best_hparams.yaml"
+"""A search's best configuration, to train again with ``hparams_file=``."""
+TUNER = "tuner"
+"""keras-tuner's own state, one folder per search."""
+HYDRA = ".hydra"
+"""Hydra's record of a job: its config before the run resolved it, and the overrides."""
 LOCK = ".lock"
 COMPLETED = "completed"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What reading a damaged NumPy archive or ``.keras`` file raises."""
 
 
 class RunBusy(UserError):
@@ -153,7 +165,7 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as saved:
             return saved["true"], saved["predicted"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except _UNREADABLE:
         return None
 
 
@@ -182,6 +194,60 @@ def model_is_whole(path: Path) -> bool:
             return {"config.json", "model.weights.h5"} <= names and archive.testzip() is None
     except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
         return False
+
+
+def read_saved_config(run_dir: Path, needed: Sequence[str] = ()) -> DictConfig:
+    """The resolved ``config.yaml`` of the run saved in ``run_dir``.
+
+    Raises:
+        UserError: in one line, when ``run_dir`` holds no ``config.yaml`` or ``model.keras``
+            (not a run), or the config is damaged or lacks one of the ``needed`` keys.
+    """
+    run_dir = Path(run_dir)
+    for required in (run_dir / CONFIG, run_dir / MODEL):
+        if not required.is_file():
+            raise UserError(f"{required}: not found; RUN_DIR must be the output folder of a run")
+    damaged = f"{run_dir / CONFIG}: damaged or not a run's config"
+    fix = "run its training command again or restore the file"
+    try:
+        cfg = OmegaConf.load(run_dir / CONFIG)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{damaged} ({_first_line(error)}); {fix}") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{damaged} (not a mapping); {fix}")
+    for key in needed:
+        if OmegaConf.select(cfg, key, default=None) is None:
+            raise UserError(f"{damaged} ({key} is missing); {fix}")
+    return cfg
+
+
+def load_saved_model(run_dir: Path) -> Any:
+    """The run's ``model.keras``, loaded for predicting (no loss or optimizer).
+
+    Raises:
+        UserError: in one line, when the file is damaged (a truncated zip, a member failing its
+            check) or Keras refuses it (a layer it does not know, code it will not run).
+    """
+    path = Path(run_dir) / MODEL
+    fix = "run its training command again, which trains it again"
+    if not model_is_whole(path):
+        raise UserError(f"{path}: damaged (not a whole .keras file); {fix}")
+    from emnist_bench.backend import import_tensorflow
+
+    import_tensorflow()
+    from emnist_bench.models import load_model
+
+    try:
+        return load_model(path)
+    except (*_UNREADABLE, TypeError, AttributeError) as error:
+        raise UserError(
+            f"{path}: Keras cannot load this model ({_first_line(error)}); {fix}"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def damaged_artifacts(out: Path, metrics: dict[str, Any]) -> list[str]:
@@ -284,5 +350,5 @@ def run_lock(out: Path) -> Iterator[None]:
 def find_run_dirs(root: Path) -> list[Path]:
     """Folders under ``root`` holding a run: a metrics.json, or a started Hydra job."""
     found = {p.parent for p in root.rglob(METRICS)}
-    found |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
+    found |= {p.parent for p in root.rglob(HYDRA) if p.is_dir()}
     return sorted(d for d in found if d != root)

@@ -4,14 +4,26 @@ opener of a saved run (a missing or damaged run is one line)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import tempfile
+import zipfile
 
 import pytest
 
 from emnist_bench import rundir
-from emnist_bench.rundir import atomic_open, atomic_path, write_json, write_text
+from emnist_bench.errors import UserError
+from emnist_bench.rundir import (
+    CONFIG,
+    MODEL,
+    atomic_open,
+    atomic_path,
+    load_saved_model,
+    read_saved_config,
+    write_json,
+    write_text,
+)
 
 PREDICTABLE = (".metrics.partial.json", ".metrics.json.partial", "metrics.json.tmp",
                ".metrics.tmp.json", "metrics.json.part", ".metrics.json")  # fmt: skip
@@ -108,5 +120,77 @@ def test_only_rundir_renames_files_into_place():
             if name.endswith(".py") and path != rundir.__file__:
                 with open(path) as handle:
                     text = handle.read()
-                offenders += [path for word in ("os.replace", ".partial", "mkstemp") if word in text]
+                offenders += [
+                    path for word in ("os.replace", ".partial", "mkstemp") if word in text
+                ]
     assert offenders == []
+
+
+# --- opening a saved run -----------------------------------------------------------------------
+
+
+def saved_run(folder, config: bytes = b"data: {split: balanced, root: /d}\n", model=None):
+    folder.mkdir()
+    (folder / CONFIG).write_bytes(config)
+    if model is None:
+        with zipfile.ZipFile(folder / MODEL, "w") as archive:
+            config = {"class_name": "NoSuchModel", "module": "nowhere", "config": {}}
+            archive.writestr("config.json", json.dumps(config))
+            archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+            archive.writestr("model.weights.h5", b"")  # whole, but a model Keras does not know
+    else:
+        (folder / MODEL).write_bytes(model)
+    return folder
+
+
+def one_line(raised) -> str:
+    message = str(raised.value)
+    assert "\n" not in message and isinstance(raised.value, UserError)
+    return message
+
+
+@pytest.mark.parametrize("missing", [CONFIG, MODEL])
+def test_a_folder_that_is_not_a_run_is_one_line(tmp_path, missing):
+    run = saved_run(tmp_path / "run")
+    (run / missing).unlink()
+    with pytest.raises(UserError) as raised:
+        read_saved_config(run)
+    assert one_line(raised) == (
+        f"{run / missing}: not found; RUN_DIR must be the output folder of a run"
+    )
+
+
+@pytest.mark.parametrize(
+    ("config", "problem"),
+    [
+        (b"a: [b", "while parsing"),
+        (b"- a list\n", "(not a mapping)"),
+        (b"\xff\xfe\x00", "codec can't decode"),
+        (b"data: {split: balanced}\n", "(data.root is missing)"),
+    ],
+)
+def test_a_damaged_config_is_one_line(tmp_path, config, problem):
+    run = saved_run(tmp_path / "run", config)
+    with pytest.raises(UserError) as raised:
+        read_saved_config(run, ("data.split", "data.root"))
+    message = one_line(raised)
+    assert message.startswith(f"{run / CONFIG}: damaged or not a run's config (")
+    assert problem in message and message.endswith("restore the file")
+
+
+def test_a_truncated_model_is_one_line_before_tensorflow_is_loaded(tmp_path):
+    run = saved_run(tmp_path / "run", model=b"PK\x03\x04 not a whole zip")
+    with pytest.raises(UserError) as raised:
+        load_saved_model(run)
+    assert one_line(raised) == (
+        f"{run / MODEL}: damaged (not a whole .keras file); run its training command again, "
+        "which trains it again"
+    )
+    assert read_saved_config(run, ("data.split",)).data.split == "balanced"
+
+
+def test_a_model_keras_refuses_is_one_line(tmp_path):
+    run = saved_run(tmp_path / "run")
+    with pytest.raises(UserError) as raised:
+        load_saved_model(run)
+    assert one_line(raised).startswith(f"{run / MODEL}: Keras cannot load this model (")

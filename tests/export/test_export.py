@@ -14,6 +14,7 @@ from emnist_bench.errors import UserError
 from emnist_bench.evaluate.metrics import predict
 from emnist_bench.export import command, formats
 from emnist_bench.predict.saved import open_run
+from emnist_bench.rundir import MODEL
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,7 @@ def test_a_damaged_model_is_one_line(cnn_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert (
         stopped.value.code == 2
-        and err == f"error: {run / 'model.keras'}: damaged (not a whole .keras file); rerun the run"
+        and err == f"error: {run / MODEL}: damaged (not a whole .keras file); run its training "
+        "command again, which trains it again"
     )
     assert not (tmp_path / "out").exists()
