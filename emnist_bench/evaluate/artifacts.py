@@ -19,10 +19,13 @@ from emnist_bench.evaluate.metrics import predict, test_metrics
 from emnist_bench.provenance import describe_run
 from emnist_bench.rundir import (
     CLASSES,
+    CLASSIFICATION_REPORT,
     COMPLETED,
     METRICS,
     MODEL,
+    PLOTS,
     PREDICTIONS,
+    TENSORBOARD,
     atomic_path,
     write_json,
     write_predictions,
@@ -70,7 +73,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     with atomic_path(out / MODEL) as temporary:
         model.save(temporary)
     write_text(
-        out / "classification_report.txt",
+        out / CLASSIFICATION_REPORT,
         classification_report(
             data.y_test,
             predictions,
@@ -80,7 +83,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
             zero_division=0,
         ),
     )
-    figures = out / "plots"
+    figures = out / PLOTS
     if epochs_run:
         plots.plot_curves(history, figures / "curves.png")
     plots.plot_confusion_matrix(
@@ -98,7 +101,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     plots.plot_class_distribution(
         data.y_train, data.y_test, data.classes, figures / "class_distribution.png"
     )
-    write_hparams(out / "tensorboard", hparams_of(cfg, out), metrics)
+    write_hparams(out / TENSORBOARD, hparams_of(cfg, out), metrics)
     write_classes(out, cfg.data.split, data.mapping)
     write_json(out / METRICS, metrics)  # last: its status says every file is whole
     log.info(

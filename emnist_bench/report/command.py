@@ -37,7 +37,7 @@ from emnist_bench.report.markdown import write_markdown
 from emnist_bench.report.plots import write_plots
 from emnist_bench.report.runs import data_description, load_summary, status_counts
 from emnist_bench.report.tables import best_rows
-from emnist_bench.rundir import write_text
+from emnist_bench.rundir import PLOTS, write_text
 
 
 def best_table(effects: pd.DataFrame, models: Sequence[str], title: str) -> Table:
@@ -86,7 +86,7 @@ def write_report(
         written["summary_md"] = write_markdown(
             out / "summary.md", title, summary, effects, about, factorials
         )
-        plots = write_plots(out / "plots", summary, effects, short, factorials)
+        plots = write_plots(out / PLOTS, summary, effects, short, factorials)
         written.update({p.stem: p for p in plots})
         written["report_html"] = write_html(
             out / "report.html", title, summary, effects, plots, about, factorials

@@ -26,7 +26,7 @@ from emnist_bench import config_dir
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.report.runs import data_description, load_summary
 from emnist_bench.report.tables import markdown_table
-from emnist_bench.rundir import find_run_dirs, read_json, write_text
+from emnist_bench.rundir import METRICS, find_run_dirs, read_json, write_text
 
 COLUMNS = (
     "model", "status", "epochs_run", "lr_schedule", "optimizer", "val_accuracy", "test_accuracy",
@@ -42,7 +42,7 @@ def collect(sweep_dir: Path, published: Mapping[str, float]) -> pd.DataFrame:
     """One row per run folder in ``sweep_dir``, with the notebook's figure for its model."""
     rows = []
     for run_dir in find_run_dirs(sweep_dir):
-        metrics = read_json(run_dir / "metrics.json") or {"status": "unfinished"}
+        metrics = read_json(run_dir / METRICS) or {"status": "unfinished"}
         row = {key: metrics.get(key) for key in COLUMNS}
         row["model"] = row["model"] or run_dir.name
         row["run_dir"] = run_dir.relative_to(sweep_dir).as_posix()

@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.rundir import RUNNING, write_json
+from emnist_bench.rundir import METRICS, RUNNING, write_json
 from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def _clock(seconds: float) -> str:
 
 def job_outcome(out: Path, started: float) -> dict[str, Any]:
     """Status of the job in ``out`` from its metrics.json; ``skipped`` when written earlier."""
-    metrics_file = out / "metrics.json"
+    metrics_file = out / METRICS
     try:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError):

@@ -156,9 +156,8 @@ def test_a_damaged_model_is_one_line(cnn_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         command.main([str(run), "--format", "savedmodel", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
+    damaged = "damaged (not a whole .keras file); run its training command again"
     assert (
-        stopped.value.code == 2
-        and err == f"error: {run / MODEL}: damaged (not a whole .keras file); run its training "
-        "command again, which trains it again"
+        stopped.value.code == 2 and err == f"error: {run / MODEL}: {damaged}, which trains it again"
     )
     assert not (tmp_path / "out").exists()
