@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 from emnist_bench import __version__, config_dir
+from emnist_bench.aliases import warn_renamed
 from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
 from emnist_bench.techniques import USER_GROUPS, options
 
@@ -80,6 +81,7 @@ def main() -> None:
     try:
         with exit_on_user_error():
             check_group_choices(sys.argv[1:])
+            warn_renamed(sys.argv[1:])
             try:
                 _hydra_main()
             except (HydraException, OmegaConfBaseException) as error:

@@ -27,10 +27,10 @@ SUMMARY_COLUMNS = (
 SETUP = ("data", "subset", "epochs", "test_fingerprint")
 # Config keys (and the subtrees under them) that cannot change a run's result: where it writes,
 # how it logs, how a sweep launched it, how many threads it used. Every other resolved value
-# must be equal for two runs to be pooled or paired.
+# must be equal for two runs to be pooled or paired. (seed_report: notebook_report's old name.)
 UNRELATED = (
-    "output_dir", "hparams_file", "continue_on_error", "grid", "variant", "seed_report",
-    "hydra", "logger", "data.cache_dir", "data.download", "data.urls", "data.md5",
+    "output_dir", "hparams_file", "continue_on_error", "grid", "variant", "notebook_report",
+    "seed_report", "hydra", "logger", "data.cache_dir", "data.download", "data.urls", "data.md5",
     "trainer.seed", "tuner.seed", "trainer.intra_op_threads", "trainer.inter_op_threads",
     "trainer.steps_per_execution", "trainer.sample_grid", "trainer.callbacks",
     "tuner.distributed",
@@ -274,26 +274,18 @@ def _label_options(summary: pd.DataFrame) -> None:
             summary.loc[runs.index, group] = runs[group].astype(str) + " (" + labels + ")"
 
 
+def _identity(row: pd.Series) -> str | None:
+    if not isinstance(row["settings"], dict):
+        return None
+    techniques = [row[g] for g in TECHNIQUE_GROUPS]
+    return repr((row["model"], row["seed"], techniques, sorted(row["settings"].items())))
+
+
 def _mark_duplicates(summary: pd.DataFrame) -> None:
     """A run with the same model, resolved config and seed as another (a copied folder, the same
     sweep passed twice) is counted once: ``duplicate_of`` names the run that counts (a completed
     one where there is one)."""
-    identity = pd.Series(
-        [
-            None
-            if not isinstance(row["settings"], dict)
-            else repr(
-                (
-                    row["model"],
-                    row["seed"],
-                    [row[g] for g in TECHNIQUE_GROUPS],
-                    sorted(row["settings"].items()),
-                )
-            )
-            for _, row in summary.iterrows()
-        ],
-        index=summary.index,
-    )
+    identity = pd.Series([_identity(row) for _, row in summary.iterrows()], index=summary.index)
     summary["duplicate_of"] = None
     for _, same in summary[identity.notna()].groupby(identity.dropna(), sort=False):
         if len(same) < 2:

@@ -306,11 +306,12 @@ def exit_on_failures(counts: dict[str, int], total: int) -> None:
     raise SystemExit(1)
 
 
-class SeedReport(Callback):
-    """Writes the seed report (the notebook's models beside its figures) when the multirun ends."""
+class NotebookReport(Callback):
+    """Writes the notebook report (the notebook's models beside its figures) when the multirun
+    ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from emnist_bench.report.seed_table import write_seed_report
+        from emnist_bench.report.notebook import write_notebook_report
 
-        published = OmegaConf.to_container(config.seed_report.published)
-        write_seed_report(Path(config.hydra.sweep.dir), published)
+        published = OmegaConf.to_container(config.notebook_report.published)
+        write_notebook_report(Path(config.hydra.sweep.dir), published)
