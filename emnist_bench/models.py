@@ -31,8 +31,8 @@ class BatchNormalization(layers.BatchNormalization):
 
     Keras 3 normalizes with separate mean, variance and arithmetic ops; on a CPU the fused
     kernel (oneDNN's, which also takes bfloat16 maps) does the same work in one pass forward
-    and one backward, and made a ``best_cnn`` epoch about a fifth faster on 2 cores
-    (benchmarks/speed.py). Inference, dense layers and other layouts use Keras's own code.
+    and one backward, which is faster (benchmarks/RESULTS.md). Inference, dense layers and
+    other layouts use Keras's own code.
     The moving statistics are updated as Keras does, from the batch's mean and variance.
 
     Only training uses it: a run saves Keras's own ``BatchNormalization`` in its place
