@@ -70,6 +70,7 @@ def test_a_planted_symlink_is_never_followed(tmp_path, monkeypatch):
     (run / drawn).symlink_to(victim)
     names = iter(["planted", "fresh01"])
     monkeypatch.setattr(tempfile, "_get_candidate_names", lambda: names)
+    (run / "metrics.json").symlink_to(victim)  # the final name: replaced, not written through
 
     write_json(run / "metrics.json", {"status": "completed"})
 
