@@ -122,7 +122,7 @@ def choose_precision(
 ) -> str:
     """The dtype policy for ``trainer.precision`` (see the module's docstring).
 
-    Measuring builds throw-away models, so afterwards Keras's session is cleared and the run's
+    Measuring builds throw-away models, so afterwards Keras's global state is reset and the run's
     seed set again: a run's initial weights do not depend on whether the choice was cached.
     """
     precision = cfg.trainer.get("precision")
