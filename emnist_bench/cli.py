@@ -21,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group and grid resolvers)
 import emnist_bench.usage  # noqa: F401  (registers the help template's resolver)
 from emnist_bench import config_dir
+from emnist_bench.aliases import warn_renamed
 from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
 from emnist_bench.techniques import options
 
@@ -72,6 +73,7 @@ def main() -> None:
     try:
         with exit_on_user_error():
             check_group_choices(sys.argv[1:])
+            warn_renamed(sys.argv[1:])
             try:
                 _hydra_main()
             except (HydraException, OmegaConfBaseException) as error:

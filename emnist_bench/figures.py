@@ -13,7 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from emnist_bench.rundir import partial_path
+from emnist_bench.rundir import atomic_path
 
 DPI = 130
 """Resolution of every saved PNG."""
@@ -30,12 +30,11 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path) -> Path:
-    """Writes ``fig`` to ``path`` as PNG, whole or not at all (a temporary name, then a rename),
+    """Writes ``fig`` to ``path`` as PNG, whole or not at all (``rundir.atomic_path``),
     creating the parent folders; returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with partial_path(path) as partial:
-        fig.savefig(partial, dpi=DPI, format="png")
+    with atomic_path(path) as temporary:
+        fig.savefig(temporary, dpi=DPI, format="png")
     return path
 
 

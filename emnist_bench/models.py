@@ -16,6 +16,8 @@ from keras import layers
 from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
 
 IMAGE_SHAPE = (28, 28)
+POOLING = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D, "none": None}
+"""``model.pooling``: the layer a CNN pools with."""
 
 
 def activation_layer(name: str, negative_slope: float = 0.2) -> layers.Layer:
@@ -31,8 +33,8 @@ class BatchNormalization(layers.BatchNormalization):
 
     Keras 3 normalizes with separate mean, variance and arithmetic ops; on a CPU the fused
     kernel (oneDNN's, which also takes bfloat16 maps) does the same work in one pass forward
-    and one backward, and made a ``best_cnn`` epoch about a fifth faster on 2 cores
-    (benchmarks/speed.py). Inference, dense layers and other layouts use Keras's own code.
+    and one backward, which is faster (benchmarks/RESULTS.md). Inference, dense layers and
+    other layouts use Keras's own code.
     The moving statistics are updated as Keras does, from the batch's mean and variance.
 
     Only training uses it: a run saves Keras's own ``BatchNormalization`` in its place
@@ -140,21 +142,9 @@ def build_mlp(
     dropout_rates = _per_layer(dropout_rates, len(hidden_units), "dropout_rates")
     inputs, x = _inputs(augmentation)
     x = layers.Flatten()(x)
-    for units, activation, dropout in zip(hidden_units, activations, dropout_rates, strict=True):
-        dense = layers.Dense(
-            units, use_bias=not batch_norm, kernel_regularizer=_regularizer(l1, l2)
-        )
-        x = _hidden_block(
-            x,
-            dense,
-            activation=activation,
-            negative_slope=negative_slope,
-            batch_norm=batch_norm,
-            bn_momentum=bn_momentum,
-            dropout=dropout,
-        )
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
-    return keras.Model(inputs, outputs, name=name)
+    block = {"negative_slope": negative_slope, "batch_norm": batch_norm, "bn_momentum": bn_momentum}
+    x = _dense_blocks(x, hidden_units, activations, dropout_rates, _regularizer(l1, l2), **block)
+    return keras.Model(inputs, _classes(x, num_classes), name=name)
 
 
 def build_cnn(
@@ -194,52 +184,48 @@ def build_cnn(
     conv_dropout_rates = _per_layer(conv_dropout_rates, blocks, "conv_dropout_rates")
     dense_activations = _per_layer(dense_activations, len(dense_units), "dense_activations")
     dense_dropout_rates = _per_layer(dense_dropout_rates, len(dense_units), "dense_dropout_rates")
-    pools = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D, "none": None}
-    if pooling not in pools:
-        raise ValueError(f"pooling must be one of {sorted(pools)}, got {pooling!r}")
+    if pooling not in POOLING:
+        raise ValueError(f"pooling must be one of {sorted(POOLING)}, got {pooling!r}")
+    pooled, pool_layer = _pooled_blocks(blocks, pool_every, pool_after), POOLING[pooling]
+    block = {"negative_slope": negative_slope, "batch_norm": batch_norm, "bn_momentum": bn_momentum}
+    inputs, x = _inputs(augmentation)
+    if not augmentation:
+        x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
+    regularizer = _regularizer(l1, l2)
+    for number, (filters, size, activation, dropout) in enumerate(
+        zip(conv_filters, kernel_sizes, conv_activations, conv_dropout_rates, strict=True), start=1
+    ):
+        conv = layers.Conv2D(
+            filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
+        )
+        pool = pool_layer(pool_size, padding="same") if pool_layer and number in pooled else None
+        x = _hidden_block(x, conv, activation=activation, dropout=dropout, pool=pool, **block)
+    x = layers.Flatten()(x)
+    x = _dense_blocks(x, dense_units, dense_activations, dense_dropout_rates, regularizer, **block)
+    return keras.Model(inputs, _classes(x, num_classes), name=name)
+
+
+def _pooled_blocks(blocks: int, pool_every: int, pool_after: Sequence[int] | None) -> set[int]:
+    """The conv blocks (numbered from 1) that a pooling layer follows."""
     if pool_after is None:
         pool_after = range(pool_every, blocks + 1, pool_every)
     pool_after = set(pool_after)
     if not pool_after <= set(range(1, blocks + 1)):
         raise ValueError(f"pool_after must number blocks 1..{blocks}, got {sorted(pool_after)}")
-    inputs, x = _inputs(augmentation)
-    if not augmentation:
-        x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
-    regularizer = _regularizer(l1, l2)
-    for block, (filters, size, activation, dropout) in enumerate(
-        zip(conv_filters, kernel_sizes, conv_activations, conv_dropout_rates, strict=True)
-    ):
-        conv = layers.Conv2D(
-            filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
-        )
-        pooled = pools[pooling] is not None and block + 1 in pool_after
-        pool = pools[pooling](pool_size, padding="same") if pooled else None
-        x = _hidden_block(
-            x,
-            conv,
-            activation=activation,
-            negative_slope=negative_slope,
-            batch_norm=batch_norm,
-            bn_momentum=bn_momentum,
-            dropout=dropout,
-            pool=pool,
-        )
-    x = layers.Flatten()(x)
-    for units, activation, dropout in zip(
-        dense_units, dense_activations, dense_dropout_rates, strict=True
-    ):
-        dense = layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=regularizer)
-        x = _hidden_block(
-            x,
-            dense,
-            activation=activation,
-            negative_slope=negative_slope,
-            batch_norm=batch_norm,
-            bn_momentum=bn_momentum,
-            dropout=dropout,
-        )
-    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return pool_after
+
+
+def _dense_blocks(x, units, activations, dropout_rates, regularizer, **block):
+    """Hidden ``Dense`` blocks on ``x``, one per entry of ``units``."""
+    for size, activation, dropout in zip(units, activations, dropout_rates, strict=True):
+        dense = layers.Dense(size, use_bias=not block["batch_norm"], kernel_regularizer=regularizer)
+        x = _hidden_block(x, dense, activation=activation, dropout=dropout, **block)
+    return x
+
+
+def _classes(x, num_classes: int):
+    """The softmax output, in float32 whatever the dtype policy."""
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="classes")(x)
 
 
 def _keras_layer(layer: layers.Layer) -> layers.Layer:

@@ -64,7 +64,7 @@ def git_commit() -> str | None:
 
 
 BFLOAT16_UNITS = {"amx_bf16": "AMX", "avx512_bf16": "AVX512-BF16"}
-"""The CPU flags of native bfloat16 arithmetic, with the names the README uses."""
+"""The CPU flags of native bfloat16 arithmetic, with the names people know them by."""
 
 ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 """The variables that cap the instructions oneDNN (TensorFlow's CPU kernels) may use; oneDNN

@@ -17,6 +17,7 @@ from emnist_bench import config as config_lib
 from emnist_bench.data import load_dataset, resolve_cache_dir
 from emnist_bench.errors import UserError, environment_fault
 from emnist_bench.rundir import (
+    CONFIG,
     INTERRUPTED,
     METRICS,
     RunBusy,
@@ -130,7 +131,7 @@ def _log_start(cfg: DictConfig, out: Path, resuming: bool) -> None:
         "Resuming the" if resuming else "Starting a",
         out,
         ", ".join(f"{key}={value}" for key, value in choices.items()),
-        out / "config.yaml",
+        out / CONFIG,
     )
 
 

@@ -14,11 +14,12 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import yaml
@@ -40,10 +41,22 @@ PREDICTIONS = "predictions.npz"
 # Keras BackupAndRestore's folder: the weights and optimizer state of the last finished epoch.
 BACKUP = "backup"
 TENSORBOARD = "tensorboard"
+PLOTS = "plots"
+CLASSIFICATION_REPORT = "classification_report.txt"
+TRIALS = "trials.csv"
+"""A search's trials, one row each (``trainer.tune``)."""
+BEST_HPARAMS = "best_hparams.yaml"
+"""A search's best configuration, to train again with ``hparams_file=``."""
+TUNER = "tuner"
+"""keras-tuner's own state, one folder per search."""
+HYDRA = ".hydra"
+"""Hydra's record of a job: its config before the run resolved it, and the overrides."""
 LOCK = ".lock"
 COMPLETED = "completed"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+"""What reading a damaged NumPy archive or ``.keras`` file raises."""
 
 
 class RunBusy(UserError):
@@ -57,27 +70,84 @@ def output_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+_UMASK = _umask()
+"""To give a temporary file the mode a plain ``open`` would (``mkstemp`` makes it 0600)."""
+
+
 @contextmanager
-def partial_path(path: Path) -> Iterator[Path]:
-    """A temporary name beside ``path`` to write to; renamed to ``path`` when the block ends
-    without an error, removed otherwise. A reader never sees half a file."""
+def atomic_path(path: Path | str, *, folder: bool = False) -> Iterator[Path]:
+    """A new temporary file (or folder) beside ``path`` to write to, put in its place when the
+    block ends without an error and removed otherwise: a reader never sees half a file.
+
+    The temporary name comes from ``mkstemp``/``mkdtemp``: unpredictable, and created by this
+    call, so nothing planted beforehand (a symlink) is followed. The writer may replace the
+    file. Its data is flushed to the disk before the rename, which is atomic on one file
+    system; a folder replaces an existing ``path`` after it has been removed. An ``OSError``
+    about the temporary name is raised naming ``path``, the file the user knows.
+    """
     path = Path(path)
-    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.name[: len(path.name) - len("".join(path.suffixes))] or path.name
+    prefix, suffix = f".{stem}.", ".tmp" + "".join(path.suffixes)  # Keras checks the suffixes
+    if folder:
+        temporary = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))
+        temporary.chmod(0o777 & ~_UMASK)
+    else:
+        descriptor, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=path.parent)
+        if hasattr(os, "fchmod"):  # not on Windows
+            os.fchmod(descriptor, 0o666 & ~_UMASK)
+        os.close(descriptor)
+        temporary = Path(name)
     try:
-        yield partial
-        os.replace(partial, path)
+        yield temporary
+        _fsync(temporary)
+        if folder:
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(temporary, path)
+    except OSError as error:
+        if error.filename == str(temporary):
+            error.filename = str(path)
+        raise
     finally:
-        partial.unlink(missing_ok=True)
+        if temporary.is_dir() and not temporary.is_symlink():
+            shutil.rmtree(temporary, ignore_errors=True)
+        else:
+            temporary.unlink(missing_ok=True)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Writes ``text`` whole or not at all: a temporary file, then a rename into place."""
-    with partial_path(path) as partial:
-        partial.write_text(text)
+def _fsync(path: Path) -> None:
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    for file in files:
+        with file.open("rb") as handle:
+            os.fsync(handle.fileno())
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Writes ``payload`` whole or not at all: a temporary file, then a rename into place."""
+@contextmanager
+def atomic_open(path: Path | str, mode: str = "wb", **kwargs: Any) -> Iterator[IO]:
+    """``open(path, mode)`` written whole or not at all (:func:`atomic_path`)."""
+    with atomic_path(path) as temporary, temporary.open(mode, **kwargs) as handle:
+        yield handle
+
+
+def write_bytes(path: Path | str, data: bytes) -> None:
+    """Writes ``data`` to ``path`` whole or not at all."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def write_text(path: Path | str, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` whole or not at all."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path | str, payload: dict[str, Any]) -> None:
+    """Writes ``payload`` as indented JSON, whole or not at all."""
     write_text(path, json.dumps(payload, indent=2, default=float) + "\n")
 
 
@@ -86,7 +156,7 @@ def write_predictions(path: Path, true: np.ndarray, predicted: np.ndarray) -> No
     dtype = (
         np.uint8 if max(int(true.max(initial=0)), int(predicted.max(initial=0))) < 256 else np.int32
     )
-    with partial_path(path) as partial, partial.open("wb") as handle:
+    with atomic_open(path) as handle:
         np.savez_compressed(handle, true=true.astype(dtype), predicted=predicted.astype(dtype))
 
 
@@ -95,7 +165,7 @@ def read_predictions(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as saved:
             return saved["true"], saved["predicted"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+    except _UNREADABLE:
         return None
 
 
@@ -124,6 +194,60 @@ def model_is_whole(path: Path) -> bool:
             return {"config.json", "model.weights.h5"} <= names and archive.testzip() is None
     except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError):
         return False
+
+
+def read_saved_config(run_dir: Path, needed: Sequence[str] = ()) -> DictConfig:
+    """The resolved ``config.yaml`` of the run saved in ``run_dir``.
+
+    Raises:
+        UserError: in one line, when ``run_dir`` holds no ``config.yaml`` or ``model.keras``
+            (not a run), or the config is damaged or lacks one of the ``needed`` keys.
+    """
+    run_dir = Path(run_dir)
+    for required in (run_dir / CONFIG, run_dir / MODEL):
+        if not required.is_file():
+            raise UserError(f"{required}: not found; RUN_DIR must be the output folder of a run")
+    damaged = f"{run_dir / CONFIG}: damaged or not a run's config"
+    fix = "run its training command again or restore the file"
+    try:
+        cfg = OmegaConf.load(run_dir / CONFIG)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as error:
+        raise UserError(f"{damaged} ({_first_line(error)}); {fix}") from None
+    if not isinstance(cfg, DictConfig):
+        raise UserError(f"{damaged} (not a mapping); {fix}")
+    for key in needed:
+        if OmegaConf.select(cfg, key, default=None) is None:
+            raise UserError(f"{damaged} ({key} is missing); {fix}")
+    return cfg
+
+
+def load_saved_model(run_dir: Path) -> Any:
+    """The run's ``model.keras``, loaded for predicting (no loss or optimizer).
+
+    Raises:
+        UserError: in one line, when the file is damaged (a truncated zip, a member failing its
+            check) or Keras refuses it (a layer it does not know, code it will not run).
+    """
+    path = Path(run_dir) / MODEL
+    fix = "run its training command again, which trains it again"
+    if not model_is_whole(path):
+        raise UserError(f"{path}: damaged (not a whole .keras file); {fix}")
+    from emnist_bench.backend import import_tensorflow
+
+    import_tensorflow()
+    from emnist_bench.models import load_model
+
+    try:
+        return load_model(path)
+    except (*_UNREADABLE, TypeError, AttributeError) as error:
+        raise UserError(
+            f"{path}: Keras cannot load this model ({_first_line(error)}); {fix}"
+        ) from None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(error).__name__
 
 
 def damaged_artifacts(out: Path, metrics: dict[str, Any]) -> list[str]:
@@ -226,5 +350,5 @@ def run_lock(out: Path) -> Iterator[None]:
 def find_run_dirs(root: Path) -> list[Path]:
     """Folders under ``root`` holding a run: a metrics.json, or a started Hydra job."""
     found = {p.parent for p in root.rglob(METRICS)}
-    found |= {p.parent for p in root.rglob(".hydra") if p.is_dir()}
+    found |= {p.parent for p in root.rglob(HYDRA) if p.is_dir()}
     return sorted(d for d in found if d != root)

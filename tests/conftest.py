@@ -82,9 +82,10 @@ def tiny_idx(tmp_path: Path):
 def cnn_run(smoke_data, proxy_cache, tmp_path_factory):
     """A 2-epoch CNN run on the smoke data (``tests.configs.CNN_RUN``): (its folder, metrics).
 
-    Batch norm, L2, dropout, a halving step-decay schedule and the logit-adjusted loss (a
-    custom loss saved with the model: evaluate must still load it). Shared by the run and the
-    evaluate tests, which only read the folder (or add their own ``eval_*.json``).
+    Batch norm, L2, dropout, a halving step-decay schedule and the logit-adjusted loss (saved
+    as a Keras loss, so that plain Keras loads the model). Shared by the run, evaluate,
+    predict, export and serve tests, which read the folder and write only their own files
+    (``eval_*.json``) or into copies and folders of their own.
     """
     from emnist_bench.run import run
     from tests.configs import CNN_RUN, compose_config, smoke_overrides

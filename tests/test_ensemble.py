@@ -1,5 +1,6 @@
-"""The ensemble model (``model.members``): independent members, the mean as its output, and a
-saved model that loads, predicts and rebuilds in float32 like any other run's."""
+"""The ensemble model (``model.members``): independent members, the mean as its output. A run
+saves it as Keras's own functional model; an ``Ensemble`` saved as such loads, predicts and
+rebuilds in float32 too."""
 
 from __future__ import annotations
 

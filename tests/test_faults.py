@@ -233,7 +233,7 @@ def test_a_disk_filling_while_the_model_is_saved_leaves_no_completed_run(
 
     assert exited.value.code == 2
     assert capsys.readouterr().err == (
-        f"error: {tmp_path / '.model.partial.keras'}: no space left on the device; free some "
+        f"error: {tmp_path / 'model.keras'}: no space left on the device; free some "
         "and run the same command again\n"
     )
     assert sorted(p.name for p in tmp_path.glob("*model*")) == []  # no half model anywhere

@@ -105,8 +105,8 @@ def test_activations_are_the_named_ones(family, name):
     assert len(found) == hidden_layer_count(cfg)
 
 
-def test_cnn_seed_tuned_preset_has_per_layer_values():
-    model, cfg = build("+experiment=cnn_seed_tuned")
+def test_cnn_notebook_tuned_preset_has_per_layer_values():
+    model, cfg = build("+experiment=cnn_notebook_tuned")
     assert cfg.optimizer.name == "rmsprop" and cfg.lr_schedule.name == "reduce_on_plateau"
     convs = layers_of(model, keras.layers.Conv2D)
     assert [c.filters for c in convs] == [64, 104]
@@ -123,7 +123,7 @@ def test_mlp_presets_reproduce_the_notebook():
     assert [layer.units for layer in layers_of(model, keras.layers.Dense)] == [128, 64, 32, 16, 47]
     assert [d.rate for d in layers_of(model, keras.layers.Dropout)] == [0.2, 0.2, 0.1, 0.1]
     assert len(model.losses) == 4  # L1+L2 on every hidden layer
-    tuned, cfg = build("+experiment=mlp_seed_tuned")
+    tuned, cfg = build("+experiment=mlp_notebook_tuned")
     assert [layer.units for layer in layers_of(tuned, keras.layers.Dense)] == [93, 8, 8, 47]
     assert len(layers_of(tuned, keras.layers.LeakyReLU)) == 1
     assert cfg.optimizer.name == "adam"
@@ -138,7 +138,7 @@ def test_cnn_baseline_matches_the_notebook():
 
 
 def test_command_line_choice_beats_the_preset():
-    _, cfg = build("+experiment=cnn_seed_tuned", "optimizer=adam", "lr_schedule=constant")
+    _, cfg = build("+experiment=cnn_notebook_tuned", "optimizer=adam", "lr_schedule=constant")
     assert cfg.optimizer.name == "adam" and cfg.lr_schedule.name == "constant"
 
 

@@ -56,10 +56,10 @@ def test_installed_package_composes_from_its_own_conf(installed_wheel):
     assert Path(module_file).is_relative_to(installed_wheel)
     assert Path(conf) == installed_wheel / "emnist_bench" / "conf"
     composed = run_installed(
-        installed_wheel, "-m", "emnist_bench", "--cfg", "job", "+experiment=cnn_seed_tuned"
+        installed_wheel, "-m", "emnist_bench", "--cfg", "job", "+experiment=cnn_notebook_tuned"
     )
     assert composed.returncode == 0, composed.stderr
-    assert "name: cnn_seed_tuned" in composed.stdout and "name: rmsprop" in composed.stdout
+    assert "name: cnn_notebook_tuned" in composed.stdout and "name: rmsprop" in composed.stdout
 
 
 def test_wheel_ships_every_module_of_the_source_tree(installed_wheel):

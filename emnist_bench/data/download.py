@@ -1,7 +1,8 @@
 """Downloading the official NIST EMNIST archive (``gzip.zip``) and extracting one split.
 
-Nothing half-written is ever left under a final name: the archive is fetched to a ``.part``
-file, checked, then renamed; each extracted member is written to a temporary file, then renamed.
+Nothing half-written is ever left under a final name: the archive and each extracted member are
+written through ``rundir.atomic_open`` (a temporary file, renamed into place), the archive only
+once its length and checksum pass.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
-import os
 import shutil
 import urllib.error
 import urllib.request
@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emnist_bench.errors import DataError
+from emnist_bench.rundir import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -86,36 +87,32 @@ def _fetch(url: str, archive: Path, *, md5: str | None, timeout: float) -> None:
         TransferSpeedColumn,
     )
 
-    partial = archive.with_name(archive.name + ".part")
     digest = hashlib.md5()
     received = 0
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with (
-                partial.open("wb") as out,
-                Progress(
-                    "[progress.description]{task.description}",
-                    BarColumn(),
-                    DownloadColumn(),
-                    TransferSpeedColumn(),
-                    TimeRemainingColumn(),
-                    transient=True,
-                ) as progress,
-            ):
-                task = progress.add_task(f"Downloading {url.rsplit('/', 1)[-1]}", total=total)
-                while chunk := response.read(CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    progress.update(task, advance=len(chunk))
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+    )
+    with (
+        urllib.request.urlopen(url, timeout=timeout) as response,
+        atomic_open(archive) as out,  # renamed into place only once the checks below pass
+        progress,
+    ):
+        total = int(response.headers.get("Content-Length") or 0) or None
+        task = progress.add_task(f"Downloading {url.rsplit('/', 1)[-1]}", total=total)
+        while chunk := response.read(CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            progress.update(task, advance=len(chunk))
         if total is not None and received != total:
             raise _Incomplete(f"connection closed after {received} of {total} bytes")
         if md5 is not None and digest.hexdigest() != md5:
             raise _ChecksumMismatch(f"MD5 {digest.hexdigest()} does not match expected {md5}")
-        os.replace(partial, archive)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _md5(path: Path) -> str:
@@ -139,13 +136,8 @@ def _extract_split(archive: Path, root: Path, split: str) -> list[Path]:
             extracted = []
             for info in members:
                 target = root / Path(info.filename).name
-                temporary = target.with_name(target.name + ".part")
-                try:
-                    with bundle.open(info) as source, temporary.open("wb") as out:
-                        shutil.copyfileobj(source, out, CHUNK)
-                    os.replace(temporary, target)
-                finally:
-                    temporary.unlink(missing_ok=True)
+                with bundle.open(info) as source, atomic_open(target) as out:
+                    shutil.copyfileobj(source, out, CHUNK)
                 extracted.append(target)
     except zipfile.BadZipFile:
         archive.unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from emnist_bench.data.files import (
     read_part,
 )
 from emnist_bench.errors import DataError
+from emnist_bench.rundir import atomic_open
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,8 @@ def _cache_problem(images, labels, digest: str, mapping: Mapping) -> str | None:
 
 
 def _write_atomically(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".tmp{os.getpid()}.npz")
-    try:
-        np.savez(temporary, **arrays)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)
 
 
 def load_mapping(root: Path | str, split: str) -> Mapping:

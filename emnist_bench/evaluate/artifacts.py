@@ -19,11 +19,14 @@ from emnist_bench.evaluate.metrics import predict, test_metrics
 from emnist_bench.provenance import describe_run
 from emnist_bench.rundir import (
     CLASSES,
+    CLASSIFICATION_REPORT,
     COMPLETED,
     METRICS,
     MODEL,
+    PLOTS,
     PREDICTIONS,
-    partial_path,
+    TENSORBOARD,
+    atomic_path,
     write_json,
     write_predictions,
     write_text,
@@ -35,12 +38,38 @@ log = logging.getLogger(__name__)
 def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
     """Evaluates on the test split and writes every per-run file, ``metrics.json`` last;
     returns the metrics."""
-    from sklearn.metrics import classification_report
-
     history = pd.DataFrame(fit["history"])
     probabilities = predict(model, data.x_test, int(cfg.trainer.batch_size))
     predictions = probabilities.argmax(axis=1)
     scores = test_metrics(probabilities, data.y_test, data.classes)
+    metrics = run_metrics(model, cfg, data, fit, history, scores)
+    write_predictions(out / PREDICTIONS, data.y_test, predictions)
+    # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
+    with atomic_path(out / MODEL) as temporary:
+        model.save(temporary)
+    write_text(out / CLASSIFICATION_REPORT, classification_text(data, predictions))
+    write_run_plots(cfg, data, history, predictions, out / PLOTS)
+    write_hparams(out / TENSORBOARD, hparams_of(cfg, out), metrics)
+    write_classes(out, cfg.data.split, data.mapping)
+    write_json(out / METRICS, metrics)  # last: its status says every file is whole
+    log.info(
+        "Result: %s, test accuracy %.4f, macro F1 %.4f, %d epochs in %.1f s; written to %s",
+        metrics["status"],
+        metrics["test_accuracy"],
+        metrics["macro_f1"],
+        metrics["epochs_run"],
+        metrics["train_seconds"],
+        out,
+    )
+    print_summary(metrics, out)
+    return metrics
+
+
+def run_metrics(
+    model, cfg: DictConfig, data, fit: dict[str, Any], history: pd.DataFrame, scores: dict
+) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the status, the test scores, the best validation accuracy,
+    sizes and speed, the technique choices, per-class scores and the run's provenance."""
     epochs_run = len(history)
     seconds = fit["train_seconds"]
     best_val = (
@@ -48,7 +77,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         if "val_accuracy" in history and history["val_accuracy"].notna().any()
         else None
     )
-    metrics = {
+    return {
         "status": "diverged" if fit["diverged"] else COMPLETED,
         **({"reason": fit["diverged"]} if fit["diverged"] else {}),
         **{key: scores[key] for key in ("test_accuracy", "test_loss", "macro_f1")},
@@ -65,23 +94,26 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         "per_class": scores["per_class"],
         "provenance": describe_run(data),
     }
-    write_predictions(out / PREDICTIONS, data.y_test, predictions)
-    # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
-    with partial_path(out / MODEL) as partial:
-        model.save(partial)
-    write_text(
-        out / "classification_report.txt",
-        classification_report(
-            data.y_test,
-            predictions,
-            labels=list(range(data.num_classes)),
-            target_names=list(data.classes),
-            digits=4,
-            zero_division=0,
-        ),
+
+
+def classification_text(data, predictions) -> str:
+    """scikit-learn's classification report of the test split, one row per character."""
+    from sklearn.metrics import classification_report
+
+    return classification_report(
+        data.y_test,
+        predictions,
+        labels=list(range(data.num_classes)),
+        target_names=list(data.classes),
+        digits=4,
+        zero_division=0,
     )
-    figures = out / "plots"
-    if epochs_run:
+
+
+def write_run_plots(cfg: DictConfig, data, history: pd.DataFrame, predictions, figures: Path):
+    """The run's plots: learning curves (when an epoch ran), confusion matrix, sample
+    predictions and the class distribution."""
+    if len(history):
         plots.plot_curves(history, figures / "curves.png")
     plots.plot_confusion_matrix(
         data.y_test, predictions, data.classes, figures / "confusion_matrix.png"
@@ -98,20 +130,6 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
     plots.plot_class_distribution(
         data.y_train, data.y_test, data.classes, figures / "class_distribution.png"
     )
-    write_hparams(out / "tensorboard", hparams_of(cfg, out), metrics)
-    write_classes(out, cfg.data.split, data.mapping)
-    write_json(out / METRICS, metrics)  # last: its status says every file is whole
-    log.info(
-        "Result: %s, test accuracy %.4f, macro F1 %.4f, %d epochs in %.1f s; written to %s",
-        metrics["status"],
-        metrics["test_accuracy"],
-        metrics["macro_f1"],
-        epochs_run,
-        seconds,
-        out,
-    )
-    print_summary(metrics, out)
-    return metrics
 
 
 def write_classes(out: Path, split: str, mapping) -> None:

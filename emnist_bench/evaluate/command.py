@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.rundir import model_is_whole, write_json
+from emnist_bench.rundir import MODEL, load_saved_model, read_saved_config, write_json
 
 USAGE = "usage: python -m emnist_bench.evaluate RUN_DIR [data.root=DIR] [key=value ...]"
 
@@ -29,14 +28,11 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         UserError: when the run folder, its files or the data are missing or do not match.
     """
     run_dir = Path(run_dir)
-    config_file, model_file = run_dir / "config.yaml", run_dir / "model.keras"
-    for required in (config_file, model_file):
-        if not required.is_file():
-            raise UserError(f"{required}: not found; RUN_DIR must be the output folder of a run")
+    saved = read_saved_config(run_dir)
     bad = [item for item in overrides if "=" not in item]
     if bad:
         raise UserError(f"{bad[0]!r} is not key=value; {USAGE}")
-    cfg = OmegaConf.merge(OmegaConf.load(config_file), OmegaConf.from_dotlist(list(overrides)))
+    cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(list(overrides)))
 
     from emnist_bench.data import load_test
 
@@ -44,12 +40,13 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
 
     from emnist_bench.evaluate.metrics import predict, test_metrics
 
-    model = load_saved_model(model_file)
+    model = load_saved_model(run_dir)
     outputs = model.output_shape[-1]
     if outputs != mapping.num_classes:
         raise UserError(
-            f"{model_file}: the model predicts {outputs} classes but the {cfg.data.split} mapping "
-            f"in {cfg.data.root} has {mapping.num_classes}; evaluate on the split it was trained on"
+            f"{run_dir / MODEL}: the model predicts {outputs} classes but the {cfg.data.split} "
+            f"mapping in {cfg.data.root} has {mapping.num_classes}; evaluate on the split it was "
+            "trained on"
         )
     probabilities = predict(model, test.images, int(cfg.trainer.batch_size))
     scores = test_metrics(probabilities, test.labels, mapping.characters)
@@ -70,34 +67,6 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         f"macro F1 {result['macro_f1']:.4f} on {result['test_samples']} images -> {destination}"
     )
     return result
-
-
-def load_saved_model(path: Path):
-    """Loads a run's ``model.keras`` for predicting (no loss or optimizer needed).
-
-    Raises:
-        UserError: when the file is damaged (a truncated zip, broken weights) or Keras refuses
-            it (a layer it does not know, or code it will not run in safe mode).
-    """
-    if not model_is_whole(path):
-        raise UserError(
-            f"{path}: damaged (not a whole .keras file: cut short, or a member fails its "
-            "check); run its training command again, which trains it again"
-        )
-    from emnist_bench.backend import import_tensorflow
-
-    import_tensorflow()
-    from emnist_bench.models import load_model
-
-    try:
-        return load_model(path)
-    except (ValueError, OSError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        problem = lines[0] if lines else type(error).__name__
-        raise UserError(
-            f"{path}: Keras cannot load this model ({problem[:300]}); if the run was "
-            "damaged, run its training command again, which trains it again"
-        ) from None
 
 
 def main(arguments: list[str] | None = None) -> None:

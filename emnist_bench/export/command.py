@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.rundir import atomic_path, write_json
 
 FORMATS = ("savedmodel", "tflite")
 MIN_AGREEMENT = {"none": 0.999, "float16": 0.99, "dynamic": 0.97}
@@ -118,7 +118,6 @@ def export(
         trained = predict(run.model, test.images, run.batch_size)
         result["agreement_with_mixed_precision_model"] = agreement(reference, trained)
     from emnist_bench.evaluate.artifacts import write_classes
-    from emnist_bench.rundir import write_json
 
     write_classes(out, str(cfg.data.split), mapping)
     write_json(out / f"check_{'savedmodel' if fmt == 'savedmodel' else path.name}.json", result)
@@ -160,20 +159,15 @@ def _write_savedmodel(
     from emnist_bench.export.formats import savedmodel_predict, write_savedmodel
 
     final = out / "savedmodel" / "1"
-    partial = out / ".savedmodel.partial"
-    shutil.rmtree(partial, ignore_errors=True)
-    write_savedmodel(model, partial)
-    probabilities = savedmodel_predict(partial, images)
-    difference = float(np.abs(probabilities - reference).max())
-    if agreement(probabilities, reference) < 1 or difference > SAVEDMODEL_TOLERANCE:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise UserError(
-            f"the SavedModel's predictions differ from the Keras model's (largest probability "
-            f"difference {difference:.2e}); nothing written"
-        )
-    shutil.rmtree(final, ignore_errors=True)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(partial, final)
+    with atomic_path(final, folder=True) as temporary:  # renamed into place once checked
+        write_savedmodel(model, temporary)
+        probabilities = savedmodel_predict(temporary, images)
+        difference = float(np.abs(probabilities - reference).max())
+        if agreement(probabilities, reference) < 1 or difference > SAVEDMODEL_TOLERANCE:
+            raise UserError(
+                f"the SavedModel's predictions differ from the Keras model's (largest "
+                f"probability difference {difference:.2e}); nothing written"
+            )
     return final, probabilities
 
 
@@ -183,19 +177,18 @@ def _write_tflite(
     from emnist_bench.export.formats import tflite_bytes, tflite_predict, write_savedmodel
 
     final = out / ("model.tflite" if quantize == "none" else f"model_{quantize}.tflite")
-    partial = out / f".{final.name}.partial"
-    with tempfile.TemporaryDirectory(prefix="emnist-export-") as scratch:
-        savedmodel = write_savedmodel(model, Path(scratch) / "savedmodel")
-        partial.write_bytes(tflite_bytes(savedmodel, quantize))
-    probabilities = tflite_predict(partial, images)
-    share = agreement(probabilities, reference)
-    if share < MIN_AGREEMENT[quantize]:
-        partial.unlink(missing_ok=True)
-        raise UserError(
-            f"the TFLite model ({quantize}) agrees with the Keras model on only {share:.2%} of the "
-            f"test images (at least {MIN_AGREEMENT[quantize]:.1%} needed); nothing written"
-        )
-    os.replace(partial, final)
+    with atomic_path(final) as temporary:  # renamed into place once checked
+        with tempfile.TemporaryDirectory(prefix="emnist-export-") as scratch:
+            savedmodel = write_savedmodel(model, Path(scratch) / "savedmodel")
+            temporary.write_bytes(tflite_bytes(savedmodel, quantize))
+        probabilities = tflite_predict(temporary, images)
+        share = agreement(probabilities, reference)
+        if share < MIN_AGREEMENT[quantize]:
+            raise UserError(
+                f"the TFLite model ({quantize}) agrees with the Keras model on only {share:.2%} "
+                f"of the test images (at least {MIN_AGREEMENT[quantize]:.1%} needed); nothing "
+                "written"
+            )
     return final, probabilities
 
 

@@ -13,15 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 from emnist_bench.errors import UserError
-from emnist_bench.evaluate.artifacts import CLASSES
-from emnist_bench.rundir import CONFIG, model_is_whole, read_json
+from emnist_bench.rundir import CLASSES, MODEL, load_saved_model, read_json, read_saved_config
 
-MODEL = "model.keras"
 NEEDED = ("data.split", "data.root", "trainer.batch_size")
 """The settings of a run that predict, export and serve read."""
 
@@ -38,26 +34,6 @@ class SavedRun:
     @property
     def batch_size(self) -> int:
         return int(self.config.trainer.batch_size)
-
-
-def read_config(run_dir: Path) -> DictConfig:
-    """The run's resolved ``config.yaml``; raises :class:`UserError` when it is not a run or
-    the file is damaged."""
-    for required in (run_dir / CONFIG, run_dir / MODEL):
-        if not required.is_file():
-            raise UserError(f"{required}: not found; RUN_DIR must be the output folder of a run")
-    damaged = f"{run_dir / CONFIG}: damaged or not a run's config"
-    try:
-        cfg = OmegaConf.load(run_dir / CONFIG)
-        if not isinstance(cfg, DictConfig):
-            raise UserError(f"{damaged} (not a mapping); rerun the run or restore the file")
-        for key in NEEDED:
-            if OmegaConf.select(cfg, key, default=None) is None:
-                raise UserError(f"{damaged} ({key} is missing); rerun the run or restore the file")
-    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{damaged} ({first}); rerun the run or restore the file") from error
-    return cfg
 
 
 def read_classes(run_dir: Path, cfg: DictConfig) -> tuple[str, ...]:
@@ -89,20 +65,9 @@ def open_run(run_dir: Path | str) -> SavedRun:
         UserError: when the folder is not a run, or its mapping and model disagree.
     """
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
+    cfg = read_saved_config(run_dir, NEEDED)
     classes = read_classes(run_dir, cfg)
-    from emnist_bench.backend import import_tensorflow
-
-    import_tensorflow()  # quietly, for predict, export and serve alike
-    from emnist_bench.models import load_model
-
-    if not model_is_whole(run_dir / MODEL):
-        raise UserError(f"{run_dir / MODEL}: damaged (not a whole .keras file); rerun the run")
-    try:
-        model = load_model(run_dir / MODEL)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"{run_dir / MODEL}: cannot be loaded ({first}); rerun the run") from error
+    model = load_saved_model(run_dir)
     outputs = model.output_shape[-1]
     if outputs != len(classes):
         raise UserError(

@@ -37,6 +37,7 @@ from emnist_bench.report.markdown import write_markdown
 from emnist_bench.report.plots import write_plots
 from emnist_bench.report.runs import data_description, load_summary, status_counts
 from emnist_bench.report.tables import best_rows
+from emnist_bench.rundir import PLOTS, write_text
 
 
 def best_table(effects: pd.DataFrame, models: Sequence[str], title: str) -> Table:
@@ -79,12 +80,13 @@ def write_report(
     try:
         out.mkdir(parents=True, exist_ok=True)
         written = {"summary_csv": out / "summary.csv", "effects_csv": out / "effects.csv"}
-        summary.drop(columns=["path", "settings"]).to_csv(written["summary_csv"], index=False)
-        effects_csv(effects).to_csv(written["effects_csv"], index=False)
+        runs = summary.drop(columns=["path", "settings"])
+        write_text(written["summary_csv"], runs.to_csv(index=False))
+        write_text(written["effects_csv"], effects_csv(effects).to_csv(index=False))
         written["summary_md"] = write_markdown(
             out / "summary.md", title, summary, effects, about, factorials
         )
-        plots = write_plots(out / "plots", summary, effects, short, factorials)
+        plots = write_plots(out / PLOTS, summary, effects, short, factorials)
         written.update({p.stem: p for p in plots})
         written["report_html"] = write_html(
             out / "report.html", title, summary, effects, plots, about, factorials

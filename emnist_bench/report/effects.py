@@ -35,7 +35,7 @@ import pandas as pd
 
 from emnist_bench.report import statistics
 from emnist_bench.report.runs import models_in, order_key
-from emnist_bench.rundir import COMPLETED, PREDICTIONS, read_predictions
+from emnist_bench.rundir import COMPLETED, HISTORY, PREDICTIONS, read_predictions
 from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 BETTER, WORSE, SAME = "better", "worse", "no detectable difference"
@@ -70,7 +70,7 @@ class _Runs:
     def history(self, path: str) -> pd.DataFrame | None:
         if path not in self._histories:
             try:
-                self._histories[path] = pd.read_csv(Path(path) / "history.csv")
+                self._histories[path] = pd.read_csv(Path(path) / HISTORY)
             except (OSError, ValueError, pd.errors.EmptyDataError):
                 self._histories[path] = None
         return self._histories[path]

@@ -36,6 +36,7 @@ from emnist_bench.report.tables import (
     side_by_side_rows,
     whole,
 )
+from emnist_bench.rundir import METRICS, PLOTS, write_text
 from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 # A run's own plots, linked from the page.
@@ -142,8 +143,8 @@ def _href(page_dir: Path, target: Path) -> str:
 def _run_links(page_dir: Path, run_path: str) -> Cell:
     """Links to the run's own plots and its metrics.json, those that exist."""
     run = Path(run_path)
-    targets = [(run / "plots" / f"{name}.png", name.replace("_", " ")) for name in RUN_PLOTS]
-    targets.append((run / "metrics.json", "metrics.json"))
+    targets = [(run / PLOTS / f"{name}.png", name.replace("_", " ")) for name in RUN_PLOTS]
+    targets.append((run / METRICS, METRICS))
     links = [Link(_href(page_dir, path), label) for path, label in targets]
     return Cell(links=tuple(link for link in links if link.href))
 
@@ -267,5 +268,5 @@ def write_html(
 ) -> Path:
     """One self-contained page: tables, the sweep plots embedded, links to every run's plots."""
     page = render_html(title, summary, effects, plots, about, path.parent, factorials)
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path

@@ -21,6 +21,7 @@ from emnist_bench.report.tables import (
     side_by_side_header,
     side_by_side_rows,
 )
+from emnist_bench.rundir import write_text
 from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 
@@ -73,5 +74,5 @@ def write_markdown(
             "## Runs that did not complete",
             markdown_table(["run", "status", "error"], problems),
         ]
-    path.write_text("\n\n".join(parts) + "\n")
+    write_text(path, "\n\n".join(parts) + "\n")
     return path

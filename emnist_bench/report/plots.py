@@ -22,7 +22,7 @@ from emnist_bench.report.effects import models_of
 from emnist_bench.report.factorial import Factorial, parallel_figure
 from emnist_bench.report.runs import order_key
 from emnist_bench.report.statistics import wilson
-from emnist_bench.rundir import COMPLETED
+from emnist_bench.rundir import COMPLETED, HISTORY
 from emnist_bench.techniques import TECHNIQUE_GROUPS
 
 
@@ -141,7 +141,7 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
 
 def _history(path: str) -> pd.DataFrame | None:
     try:
-        history = pd.read_csv(Path(path) / "history.csv")
+        history = pd.read_csv(Path(path) / HISTORY)
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return None
     return history if "val_accuracy" in history and len(history) else None

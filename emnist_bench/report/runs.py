@@ -13,7 +13,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from emnist_bench.errors import UserError
-from emnist_bench.rundir import COMPLETED, find_run_dirs, read_json
+from emnist_bench.rundir import COMPLETED, CONFIG, HYDRA, METRICS, find_run_dirs, read_json
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
 SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")
@@ -27,10 +27,10 @@ SUMMARY_COLUMNS = (
 SETUP = ("data", "subset", "epochs", "test_fingerprint")
 # Config keys (and the subtrees under them) that cannot change a run's result: where it writes,
 # how it logs, how a sweep launched it, how many threads it used. Every other resolved value
-# must be equal for two runs to be pooled or paired.
+# must be equal for two runs to be pooled or paired. (seed_report: notebook_report's old name.)
 UNRELATED = (
-    "output_dir", "hparams_file", "continue_on_error", "grid", "variant", "seed_report",
-    "hydra", "logger", "data.cache_dir", "data.download", "data.urls", "data.md5",
+    "output_dir", "hparams_file", "continue_on_error", "grid", "variant", "notebook_report",
+    "seed_report", "hydra", "logger", "data.cache_dir", "data.download", "data.urls", "data.md5",
     "trainer.seed", "tuner.seed", "trainer.intra_op_threads", "trainer.inter_op_threads",
     "trainer.steps_per_execution", "trainer.sample_grid", "trainer.callbacks",
     "tuner.distributed",
@@ -46,7 +46,7 @@ def _choices_from_config(run_dir: Path) -> dict[str, Any]:
     """The techniques of a run that never wrote metrics.json, from its saved config."""
     from emnist_bench.config import technique_choices
 
-    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+    for path in (run_dir / CONFIG, run_dir / HYDRA / CONFIG):
         try:
             return technique_choices(OmegaConf.load(path))
         except Exception:  # missing or incomplete: try the next, else report it unknown
@@ -68,7 +68,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def _load_config(run_dir: Path) -> dict[str, Any] | None:
     """A run's resolved config.yaml as plain data (no OmegaConf: it is already resolved)."""
-    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+    for path in (run_dir / CONFIG, run_dir / HYDRA / CONFIG):
         try:
             loaded = yaml.load(path.read_text(), Loader=_YAML_LOADER)
         except (OSError, yaml.YAMLError):
@@ -88,7 +88,7 @@ def _select(cfg: dict[str, Any], key: str) -> Any:
 def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     """One summary row from a run folder, shown as ``label``; scores are blank unless the run
     completed."""
-    metrics = read_json(run_dir / "metrics.json")
+    metrics = read_json(run_dir / METRICS)
     cfg = _load_config(run_dir)
     if metrics is None:
         metrics = {"status": "unfinished", **_choices_from_config(run_dir)}
@@ -274,26 +274,18 @@ def _label_options(summary: pd.DataFrame) -> None:
             summary.loc[runs.index, group] = runs[group].astype(str) + " (" + labels + ")"
 
 
+def _identity(row: pd.Series) -> str | None:
+    if not isinstance(row["settings"], dict):
+        return None
+    techniques = [row[g] for g in TECHNIQUE_GROUPS]
+    return repr((row["model"], row["seed"], techniques, sorted(row["settings"].items())))
+
+
 def _mark_duplicates(summary: pd.DataFrame) -> None:
     """A run with the same model, resolved config and seed as another (a copied folder, the same
     sweep passed twice) is counted once: ``duplicate_of`` names the run that counts (a completed
     one where there is one)."""
-    identity = pd.Series(
-        [
-            None
-            if not isinstance(row["settings"], dict)
-            else repr(
-                (
-                    row["model"],
-                    row["seed"],
-                    [row[g] for g in TECHNIQUE_GROUPS],
-                    sorted(row["settings"].items()),
-                )
-            )
-            for _, row in summary.iterrows()
-        ],
-        index=summary.index,
-    )
+    identity = pd.Series([_identity(row) for _, row in summary.iterrows()], index=summary.index)
     summary["duplicate_of"] = None
     for _, same in summary[identity.notna()].groupby(identity.dropna(), sort=False):
         if len(same) < 2:
@@ -378,7 +370,7 @@ def data_description(summary: pd.DataFrame, short: bool = False) -> str:
     seeds = sorted({int(s) for s in summary["seed"].dropna()})
     seeds_text = f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
     for path in summary["path"]:
-        metrics = read_json(Path(path) / "metrics.json") or {}
+        metrics = read_json(Path(path) / METRICS) or {}
         cfg = _load_config(Path(path))
         if cfg is None:
             continue

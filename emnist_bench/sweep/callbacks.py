@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from emnist_bench.errors import UserError, exit_on_user_error
-from emnist_bench.rundir import RUNNING
+from emnist_bench.rundir import METRICS, RUNNING, write_json
 from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ def _clock(seconds: float) -> str:
 
 def job_outcome(out: Path, started: float) -> dict[str, Any]:
     """Status of the job in ``out`` from its metrics.json; ``skipped`` when written earlier."""
-    metrics_file = out / "metrics.json"
+    metrics_file = out / METRICS
     try:
         metrics = json.loads(metrics_file.read_text())
     except (OSError, ValueError):
@@ -247,7 +247,7 @@ class SweepProgress(Callback):
         markers.mkdir(parents=True, exist_ok=True)
         seconds = time.time() - self._job_started
         marker = {**outcome, "seconds": seconds, "run_dir": str(config.hydra.sweep.subdir)}
-        (markers / f"{config.hydra.job.num}.json").write_text(json.dumps(marker))
+        write_json(markers / f"{config.hydra.job.num}.json", marker)
         done = len(list(markers.glob("*.json")))
         elapsed = time.time() - self.started
         status = outcome["status"]
@@ -306,11 +306,12 @@ def exit_on_failures(counts: dict[str, int], total: int) -> None:
     raise SystemExit(1)
 
 
-class SeedReport(Callback):
-    """Writes the seed report (the notebook's models beside its figures) when the multirun ends."""
+class NotebookReport(Callback):
+    """Writes the notebook report (the notebook's models beside its figures) when the multirun
+    ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from emnist_bench.report.seed_table import write_seed_report
+        from emnist_bench.report.notebook import write_notebook_report
 
-        published = OmegaConf.to_container(config.seed_report.published)
-        write_seed_report(Path(config.hydra.sweep.dir), published)
+        published = OmegaConf.to_container(config.notebook_report.published)
+        write_notebook_report(Path(config.hydra.sweep.dir), published)

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from emnist_bench.rundir import partial_path, write_json
+from emnist_bench.rundir import atomic_open, atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,8 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch + 1}.weights.h5"
-        try:
-            self.model.save_weights(self.folder / name, overwrite=True)
-        except OSError:  # a full disk: the half-written file would keep it full
-            (self.folder / name).unlink(missing_ok=True)
-            raise
+        with atomic_path(self.folder / name) as temporary:  # a full disk leaves no half file
+            self.model.save_weights(temporary, overwrite=True)
         write_json(self.folder / self.STATE, {"epoch": epoch + 1, "weights": name})
         for old in self.folder.glob("epoch-*.weights.h5"):
             if old.name != name:
@@ -157,8 +154,7 @@ class CallbackState(keras.callbacks.Callback):
             saved.append({key: _plain(value) for key, value in values.items()})
             best = getattr(callback, "best_weights", None)  # early stopping's, when it keeps them
             if best is not None and callback.best_epoch == epoch:  # new best weights
-                target = self.folder / self.BEST_WEIGHTS
-                with partial_path(target) as partial, partial.open("wb") as handle:
+                with atomic_open(self.folder / self.BEST_WEIGHTS) as handle:
                     np.savez(handle, *best)
         state = {"epoch": epoch + 1, "callbacks": saved}
         if any(isinstance(c, keras.callbacks.ReduceLROnPlateau) for c in self.watched):

@@ -1,9 +1,8 @@
 """``trainer.precision=auto``: the fastest dtype policy for this model on this machine, measured.
 
-Whether bfloat16 pays on a CPU depends on the CPU and on the model: on the 2 cores of an Intel
-Xeon with AMX it halved a ``cnn_baseline`` epoch, on an AMD EPYC with AVX512-BF16 it saved a
-fifth, and for a batch-normalized ``best_cnn`` there it saved nothing. So ``auto`` does not
-guess from the CPU flags alone. On a CPU that has native bfloat16, and where oneDNN may use it
+Whether bfloat16 pays on a CPU depends on the CPU and on the model (AMX or AVX512-BF16, a
+batch-normalized model or not: the figures are in benchmarks/RESULTS.md), so ``auto`` does
+not guess from the CPU flags alone. On a CPU that has native bfloat16, and where oneDNN may use it
 (``ONEDNN_MAX_CPU_ISA``, if set, at ``AVX512_CORE_BF16`` or above), the first run of a model
 times a few training steps in each candidate policy (alternating, the fastest of five rounds)
 and keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what
@@ -44,9 +43,9 @@ MARGIN = 0.05
 MEASURE_FROM = 200_000
 """Training images (epochs x split size) from which a run measures: about two full epochs."""
 ROUNDS = 5
-"""Alternating timing rounds per policy. A shared machine's noise only ever adds time (on the
-2-core EPYC the same steps ran at 2-core speed in one round and 1-core speed in the next), so
-each policy is scored by its fastest round, as ``timeit`` advises, not by the median."""
+"""Alternating timing rounds per policy. A shared machine's noise only ever adds time (another
+process may hold one of two cores for a whole round), so each policy is scored by its fastest
+round, as ``timeit`` advises, not by the median."""
 EXECUTIONS = 2
 """Timed calls into TensorFlow per round, each ``trainer.steps_per_execution`` steps."""
 
@@ -123,7 +122,7 @@ def choose_precision(
 ) -> str:
     """The dtype policy for ``trainer.precision`` (see the module's docstring).
 
-    Measuring builds throw-away models, so afterwards Keras's session is cleared and the run's
+    Measuring builds throw-away models, so afterwards Keras's global state is reset and the run's
     seed set again: a run's initial weights do not depend on whether the choice was cached.
     """
     precision = cfg.trainer.get("precision")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gc
+import io
 import json
 import logging
 from pathlib import Path
@@ -27,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from emnist_bench import config as config_lib
 from emnist_bench.errors import ConfigError, UserError
 from emnist_bench.schema import TunerSchema
+from emnist_bench.rundir import BEST_HPARAMS, TRIALS, TUNER, write_text
 from emnist_bench.training.fit import build_model, compile_model
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import class_prior
@@ -155,7 +157,7 @@ def make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.T
     Raises:
         UserError: naming the file, when the saved state cannot be reloaded.
     """
-    project = out / "tuner" / f"{cfg.model.family}_{cfg.tuner.name}"
+    project = out / TUNER / f"{cfg.model.family}_{cfg.tuner.name}"
     reloading = not cfg.tuner.get("overwrite") and project.is_dir()
     try:
         return _make_tuner(cfg, hypermodel, out)
@@ -193,11 +195,11 @@ def _make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.
         executions_per_trial=int(tuner.executions_per_trial),
         max_retries_per_trial=int(tuner.max_retries_per_trial),
         max_consecutive_failed_trials=tuner.max_consecutive_failed_trials,
-        directory=str(out / "tuner"),
+        directory=str(out / TUNER),
         project_name=f"{cfg.model.family}_{tuner.name}",
         # A worker never starts over: it would delete the chief's state.
         overwrite=bool(tuner.get("overwrite")) and distributed.role() != distributed.WORKER,
-        trials_csv=out / "trials.csv",
+        trials_csv=out / TRIALS,
         distribution=tuner.distributed,
         **options,
     )
@@ -232,10 +234,11 @@ def write_trials_csv(oracle: kt.Oracle, path: Path) -> list[dict[str, Any]]:
             row["params"] = int(row["params"])  # a count (keras-tuner averages it as a float)
         row["error"] = _last_line(trial.message) if trial.status == "FAILED" else None
         rows.append(row)
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, ["trial_id", "status", "score", *names, *metrics, "error"])
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, ["trial_id", "status", "score", *names, *metrics, "error"])
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buffer.getvalue())
     return rows
 
 
@@ -247,7 +250,7 @@ def write_best_hparams(path: Path, fragment: DictConfig, trial, objective: str) 
         "# Re-train it without the tuner (each group below replaces the run's own):\n"
         f"#   python -m emnist_bench hparams_file={path}\n"
     )
-    path.write_text(header + OmegaConf.to_yaml(fragment))
+    write_text(path, header + OmegaConf.to_yaml(fragment))
 
 
 def _check(cfg: DictConfig, data) -> None:
@@ -294,7 +297,7 @@ def search(cfg: DictConfig, data, out: Path) -> DictConfig | None:
         log.warning("Search stopped: %s", str(error).splitlines()[0])
     if distributed.role() == distributed.WORKER:
         return None
-    rows = write_trials_csv(tuner.oracle, out / "trials.csv")
+    rows = write_trials_csv(tuner.oracle, out / TRIALS)
     best = tuner.oracle.get_best_trials(1)
     if not best or best[0].status != "COMPLETED":
         first_error = next((row["error"] for row in rows if row["error"]), "no trial ran")
@@ -304,7 +307,7 @@ def search(cfg: DictConfig, data, out: Path) -> DictConfig | None:
         )
     best = best[0]
     fragment = hparams_fragment(cfg, best.hyperparameters.values)
-    write_best_hparams(out / "best_hparams.yaml", fragment, best, tuner.oracle.objective.name)
+    write_best_hparams(out / BEST_HPARAMS, fragment, best, tuner.oracle.objective.name)
     log.info(
         "Best of %d trials: trial %s, %s %.4f",
         len(rows),

@@ -159,7 +159,7 @@ def test_failed_download_leaves_nothing_behind(server, archive, tmp_path, cut, m
         download_split(root, SPLIT, urls=[server.url("/gzip.zip")], md5=md5)
 
     assert phrase in str(caught.value)
-    assert list(root.iterdir()) == []  # neither gzip.zip nor any *.part
+    assert list(root.iterdir()) == []  # neither gzip.zip nor a temporary file
 
 
 @pytest.mark.parametrize(

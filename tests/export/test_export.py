@@ -14,6 +14,7 @@ from emnist_bench.errors import UserError
 from emnist_bench.evaluate.metrics import predict
 from emnist_bench.export import command, formats
 from emnist_bench.predict.saved import open_run
+from emnist_bench.rundir import MODEL
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_savedmodel_loads_with_tensorflow_and_predicts_exactly_as_keras(
     assert check["export_accuracy"] == pytest.approx((reference.argmax(1) == labels).mean())
     classes = json.loads((tmp_path / "classes.json").read_text())["characters"]
     assert classes == list(open_run(folder).classes)
-    assert not list(tmp_path.glob(".*partial*"))
+    assert not list(tmp_path.rglob(".*.tmp*"))  # no temporary file or folder left
 
 
 def test_tflite_files_load_with_the_interpreter_and_agree_with_keras(
@@ -155,8 +156,8 @@ def test_a_damaged_model_is_one_line(cnn_run, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         command.main([str(run), "--format", "savedmodel", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err.strip()
+    damaged = "damaged (not a whole .keras file); run its training command again"
     assert (
-        stopped.value.code == 2
-        and err == f"error: {run / 'model.keras'}: damaged (not a whole .keras file); rerun the run"
+        stopped.value.code == 2 and err == f"error: {run / MODEL}: {damaged}, which trains it again"
     )
     assert not (tmp_path / "out").exists()

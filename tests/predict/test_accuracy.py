@@ -35,8 +35,8 @@ def proxy_run(csv_proxy, proxy_cache, tmp_path_factory):
 @pytest.mark.slow
 def test_predict_on_scans_of_the_test_split_scores_as_evaluate_does(csv_proxy, proxy_run, tmp_path):
     """On 470 images one image is 0.21 points and the gap moves by about a point from seed to
-    seed (README), so the default suite allows 3 points beside a 85% per-image agreement; the
-    1-point check is the slow test below, on the 7,050 images of the IDX proxy."""
+    seed (benchmarks/RESULTS.md), so the default suite allows 3 points beside a 85% per-image
+    agreement; the 1-point check is the slow test below, on the 7,050 images of the IDX proxy."""
     folder, metrics = proxy_run
     test = load_part(csv_proxy, "balanced", "test", cache_dir=None)
     result = compare_with_evaluate(folder, test.images, test.labels, tmp_path)

@@ -294,7 +294,7 @@ def test_every_swept_key_must_be_named_by_the_job_folder():
     assert refused([], ["model=mlp,cnn", "trainer.seed=1,2"]) == []
     # ... unless the key is excluded from it.
     assert refused([], ["data.root=a,b"]) == ["data.root"]
-    assert refused(["+sweep=seed_report"]) == []
+    assert refused(["+sweep=notebook_report"]) == []
 
 
 def test_a_sweep_that_would_share_a_folder_is_refused_before_its_first_job(tmp_path):

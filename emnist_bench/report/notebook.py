@@ -1,11 +1,12 @@
-"""``python -m emnist_bench.report.seed_table DIR``: the notebook's four models, reproduced.
+"""``python -m emnist_bench.report.notebook DIR``: the original notebook's models, reproduced.
 
-``python -m emnist_bench +sweep=seed_report data.root=DIR`` trains ``mlp_baseline``,
-``mlp_seed_tuned``, ``cnn_baseline`` and ``cnn_seed_tuned`` (conf/sweep/seed_report.yaml)
-and, at the end, this module writes ``seed_report.md`` and ``seed_report.csv`` into the sweep
-folder: each model's validation and test accuracy here, next to the figure the notebook
-published for it. The notebook's figures are EMNIST Balanced validation accuracies; the runs'
-figures are on whatever data ``data.root`` holds, and the table says which.
+``python -m emnist_bench +sweep=notebook_report data.root=DIR`` trains ``mlp_baseline``,
+``mlp_notebook_tuned``, ``cnn_baseline`` and ``cnn_notebook_tuned``
+(conf/sweep/notebook_report.yaml) and, at the end, this module writes ``notebook_report.md``
+and ``notebook_report.csv`` into the sweep folder: each model's validation and test accuracy
+here, next to the figure the notebook published for it. The notebook's figures are EMNIST
+Balanced validation accuracies; the runs' figures are on whatever data ``data.root`` holds,
+and the table says which.
 
 Nothing here imports TensorFlow.
 """
@@ -23,11 +24,14 @@ from rich.console import Console
 from rich.table import Table
 
 from emnist_bench import config_dir
+from emnist_bench.aliases import RENAMED
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.report.runs import data_description, load_summary
 from emnist_bench.report.tables import markdown_table
-from emnist_bench.rundir import find_run_dirs, read_json
+from emnist_bench.rundir import METRICS, find_run_dirs, read_json, write_text
 
+NAME = "notebook_report"
+"""The sweep (``conf/sweep/notebook_report.yaml``), its config key and its files' name."""
 COLUMNS = (
     "model", "status", "epochs_run", "lr_schedule", "optimizer", "val_accuracy", "test_accuracy",
     "macro_f1", "train_seconds", "published_val_accuracy", "run_dir",
@@ -42,28 +46,29 @@ def collect(sweep_dir: Path, published: Mapping[str, float]) -> pd.DataFrame:
     """One row per run folder in ``sweep_dir``, with the notebook's figure for its model."""
     rows = []
     for run_dir in find_run_dirs(sweep_dir):
-        metrics = read_json(run_dir / "metrics.json") or {"status": "unfinished"}
+        metrics = read_json(run_dir / METRICS) or {"status": "unfinished"}
         row = {key: metrics.get(key) for key in COLUMNS}
         row["model"] = row["model"] or run_dir.name
         row["run_dir"] = run_dir.relative_to(sweep_dir).as_posix()
-        row["published_val_accuracy"] = published.get(row["model"])
+        model = RENAMED["experiment"].get(row["model"], row["model"])  # a run of its old name
+        row["published_val_accuracy"] = published.get(model)
         rows.append(row)
     order = {name: i for i, name in enumerate(published)}
     rows.sort(key=lambda row: (order.get(row["model"], len(order)), row["model"]))
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
-def write_seed_report(
+def write_notebook_report(
     sweep_dir: Path | str, published: Mapping[str, float], console: Console | None = None
 ) -> pd.DataFrame:
-    """Writes ``seed_report.csv`` and ``seed_report.md`` into ``sweep_dir``, prints the table."""
+    """Writes ``notebook_report.csv`` and ``.md`` into ``sweep_dir``, prints the table."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise UserError(f"{sweep_dir}: no such folder; pass the seed_report sweep folder")
+        raise UserError(f"{sweep_dir}: no such folder; pass the notebook_report sweep folder")
     table = collect(sweep_dir, published)
     if table.empty:
-        raise UserError(f"{sweep_dir}: no runs found; run +sweep=seed_report first")
-    table.to_csv(sweep_dir / "seed_report.csv", index=False)
+        raise UserError(f"{sweep_dir}: no runs found; run +sweep=notebook_report first")
+    write_text(sweep_dir / f"{NAME}.csv", table.to_csv(index=False))
     summary, _ = load_summary([sweep_dir])
     about = data_description(summary)
     header = [
@@ -90,7 +95,7 @@ def write_seed_report(
         markdown_table(header, rows),
         "",
     ]
-    (sweep_dir / "seed_report.md").write_text("\n".join(text))
+    write_text(sweep_dir / f"{NAME}.md", "\n".join(text))
     terminal = Table(title=f"The notebook's models ({data_description(summary, short=True)})")
     for name in header:
         terminal.add_column(name, justify="left" if name in ("model", "status") else "right")
@@ -102,13 +107,13 @@ def write_seed_report(
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m emnist_bench.report.seed_table", description=__doc__.splitlines()[0]
+        prog="python -m emnist_bench.report.notebook", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("sweep_dir", type=Path, help="the folder +sweep=seed_report wrote")
+    parser.add_argument("sweep_dir", type=Path, help=f"the folder +sweep={NAME} wrote")
     args = parser.parse_args(argv)
-    published = OmegaConf.load(config_dir() / "sweep" / "seed_report.yaml")
+    published = OmegaConf.load(config_dir() / "sweep" / f"{NAME}.yaml")[NAME].published
     with exit_on_user_error():
-        write_seed_report(args.sweep_dir, OmegaConf.to_container(published.seed_report.published))
+        write_notebook_report(args.sweep_dir, OmegaConf.to_container(published))
 
 
 if __name__ == "__main__":
