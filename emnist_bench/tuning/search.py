@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from emnist_bench import config as config_lib
 from emnist_bench.errors import ConfigError, UserError
-from emnist_bench.schema import TunerSchema
 from emnist_bench.rundir import BEST_HPARAMS, TRIALS, TUNER, write_text
+from emnist_bench.schema import TunerSchema
 from emnist_bench.training.fit import build_model, compile_model
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import class_prior
