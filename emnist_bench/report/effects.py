@@ -128,7 +128,6 @@ def _compare(
         "delta_ci_low": difference.low,
         "delta_ci_high": difference.high,
         "p_value": difference.p_value,
-        "standard_error": difference.parts.standard_error,
         "difference": difference,
         "no_op": all(no_op),
     }
@@ -218,7 +217,7 @@ EFFECT_COLUMNS = (
     "model", "technique", "option", "is_base", "status", "n_seeds", "n_runs", "test_accuracy",
     "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_value", "p_adjusted",
     "verdict", "rank", "paired_seeds", "n_completed", "unpaired_seeds", "seeds_needed",
-    "no_op", "standard_error", "difference", "test_images", "classes", "macro_f1",
+    "no_op", "difference", "test_images", "classes", "macro_f1",
     "val_accuracy", "epochs_run", "train_seconds", "run_dir", "run_paths",
 )  # fmt: skip
 
@@ -281,9 +280,11 @@ def detectable(effects: pd.DataFrame) -> float:
     compared = effects[effects["p_adjusted"].notna()]
     if compared.empty:
         return math.nan
-    dof = [row.parts.dof for row in compared["difference"]]
+    parts = [difference.parts for difference in compared["difference"]]
     return statistics.detectable_difference(
-        float(compared["standard_error"].median()), comparisons(effects), float(np.median(dof))
+        float(np.median([p.standard_error for p in parts])),
+        comparisons(effects),
+        float(np.median([p.dof for p in parts])),
     )
 
 
