@@ -32,9 +32,17 @@ from emnist_bench.rundir import (
 log = logging.getLogger(__name__)
 
 
-def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
+def write_run_files(
+    model,
+    cfg: DictConfig,
+    data,
+    out: Path,
+    fit: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Evaluates on the test split and writes every per-run file, ``metrics.json`` last;
-    returns the metrics."""
+    returns the metrics. ``extra`` keys go into metrics.json too (the experiment tracker's
+    record, a debug preset's verdict)."""
     from sklearn.metrics import classification_report
 
     history = pd.DataFrame(fit["history"])
@@ -64,6 +72,7 @@ def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]
         **config_lib.technique_choices(cfg),
         "per_class": scores["per_class"],
         "provenance": describe_run(data),
+        **(extra or {}),
     }
     write_predictions(out / PREDICTIONS, data.y_test, predictions)
     # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
