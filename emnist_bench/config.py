@@ -125,6 +125,10 @@ def validate(cfg: DictConfig) -> None:
             )
     _check_choice("lr_schedule.name", cfg.lr_schedule.name, tuple(options("lr_schedule")))
     _check_choice("trainer.precision", cfg.trainer.get("precision") or "float32", PRECISIONS)
+    if (cfg.get("logger") or {}).get("name", "none") != "none":
+        from emnist_bench.tracking.store import import_mlflow
+
+        import_mlflow()  # missing: one line naming the extra, before the run starts
     if cfg.data.get("class_weight") not in CLASS_WEIGHTINGS:
         raise ConfigError(
             f"data.class_weight={cfg.data.class_weight} must be null, balanced or logit_adjusted"

@@ -255,6 +255,13 @@ def run_lock(out: Path) -> Iterator[None]:
         handle.close()
 
 
+def run_folders(folder: Path) -> list[Path]:
+    """``folder`` itself when it is a run (it has a metrics.json), else every run under it."""
+    if (folder / METRICS).is_file():
+        return [folder]
+    return find_run_dirs(folder)
+
+
 def find_run_dirs(root: Path) -> list[Path]:
     """Folders under ``root`` holding a run: a metrics.json, or a started Hydra job."""
     found = {p.parent for p in root.rglob(METRICS)}

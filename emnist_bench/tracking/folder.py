@@ -132,9 +132,14 @@ def find_run(store: Store, experiment_id: str, run_dir: Path):
     record = (read_json(run_dir / METRICS) or {}).get(TRACKED) or {}
     if record.get("tracking_uri") == store.uri:
         run = store.live_run(record.get("run_id"))
-        if run is not None:
+        if run is not None and owns(run, run_dir):
             return run
     return find_tagged(store, experiment_id, RUN_DIR_TAG, run_dir)
+
+
+def owns(run, run_dir: Path) -> bool:
+    """Whether ``run`` is ``run_dir``'s, not the run of a folder it was copied from."""
+    return run.data.tags.get(RUN_DIR_TAG) == str(run_dir.resolve())
 
 
 def logged_steps(store: Store, run_id: str, keys: Iterable[str]) -> dict[str, set[int]]:
@@ -225,3 +230,29 @@ def complete_run(
     if end:
         ended = int((run_dir / METRICS).stat().st_mtime * 1000) if metrics else None
         store.set_terminated(run_id, mlflow_status(metrics.get("status")), end_time=ended)
+
+
+def log_annotations(run_dir: Path, removed: Iterable[str] = ()) -> str | None:
+    """Sends the run's tags and note (``runs tag``, ``runs note``) to the MLflow run its
+    metrics.json names; ``removed`` tags are deleted there. Returns why it could not (one
+    line), or None when sent or when the run was never logged (``runs sync`` sends them)."""
+    record = (read_json(run_dir / METRICS) or {}).get(TRACKED) or {}
+    if not record.get("run_id"):
+        return None
+    from emnist_bench.errors import UserError
+    from emnist_bench.tracking.store import Unavailable
+
+    try:
+        store = Store(record["tracking_uri"])
+        from mlflow.entities import RunTag
+
+        annotations = read_annotations(run_dir)
+        tags = dict(annotations["tags"])
+        tags[NOTE_TAG] = annotations["note"] or ""
+        store.log_batch(record["run_id"], tags=[RunTag(k, v) for k, v in tags.items()])
+        for key in removed:
+            if key not in tags:
+                store.delete_tag(record["run_id"], key)
+    except (Unavailable, UserError) as error:
+        return f"not sent to MLflow ({error}); runs sync sends it later"
+    return None

@@ -22,6 +22,7 @@ from emnist_bench.tracking.folder import (
     find_tagged,
     log_history,
     logged_steps,
+    owns,
 )
 from emnist_bench.tracking.store import Store, Unavailable, import_mlflow, tracking_uri
 
@@ -138,11 +139,11 @@ class RunTracker:
         )
         out = self.out.absolute()
         self.name = out.relative_to(sweep).as_posix() if parent else out.name
-        earlier = (
-            self.store.live_run(previous.get("run_id"))
-            if previous.get("tracking_uri") == uri
-            else None
-        )
+        earlier = None
+        if previous.get("tracking_uri") == uri:
+            earlier = self.store.live_run(previous.get("run_id"))
+            if earlier is not None and not owns(earlier, self.out):
+                earlier = None  # the run of the folder this one was copied from
         if earlier is not None and resuming:
             self.run_id = earlier.info.run_id
             if live:

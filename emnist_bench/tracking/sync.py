@@ -10,7 +10,7 @@ from pathlib import Path
 
 from emnist_bench.errors import UserError
 from emnist_bench.report.runs import load_run_config
-from emnist_bench.rundir import METRICS, RunBusy, find_run_dirs, run_lock, write_json
+from emnist_bench.rundir import RunBusy, run_folders, run_lock, write_json
 from emnist_bench.tracking.folder import complete_run, create_run, find_run
 from emnist_bench.tracking.live import SWEEP_RECORD, attach_report, sweep_parent, tracked_record
 from emnist_bench.tracking.store import Store, tracking_uri
@@ -34,13 +34,6 @@ def experiment_of(run_dir: Path) -> str:
     cfg = load_run_config(run_dir) or {}
     logger, grid = cfg.get("logger") or {}, cfg.get("grid") or {}
     return str(logger.get("experiment") or grid.get("name") or DEFAULT_EXPERIMENT)
-
-
-def run_folders(folder: Path) -> list[Path]:
-    """``folder`` itself when it is a run, else every run under it."""
-    if (folder / METRICS).is_file():
-        return [folder]
-    return find_run_dirs(folder)
 
 
 def sync_folder(
