@@ -70,6 +70,16 @@ def is_locked(error: BaseException) -> bool:
     return "database is locked" in str(error)
 
 
+def reason(error: BaseException) -> str:
+    """What went wrong, in a few words: a server that cannot be reached says so, anything else
+    is its first line, without the retry details requests adds."""
+    text = str(error).strip()
+    if any(sign in text for sign in ("Max retries exceeded", "Connection refused")):
+        return "cannot connect to the tracking server"
+    first = text.splitlines()[0] if text else type(error).__name__
+    return first.split(" (Caused by")[0][:200]
+
+
 class Unavailable(Exception):
     """The tracking store cannot be reached or refused a call; the run goes on without it."""
 
@@ -85,8 +95,11 @@ class Store:
         import_mlflow()
         for name, value in HTTP_DEFAULTS.items():
             os.environ.setdefault(name, value)
-        # alembic announces every schema check of a sqlite store at INFO: not the run's news.
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        # A sqlite store's schema checks are announced at INFO: not the run's news.
+        for name in ("alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        # Each retry against an unreachable server would be a warning line of its own.
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
@@ -111,8 +124,7 @@ class Store:
                     time.sleep(pause)
                     pause = min(pause * 2, 2.0)
                     continue
-                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                raise Unavailable(f"{type(error).__name__}: {first[:300]}") from error
+                raise Unavailable(f"{self.uri}: {reason(error)}") from error
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         """``store.log_batch(...)``: the client's method, called through :meth:`call`."""
