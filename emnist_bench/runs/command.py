@@ -185,8 +185,21 @@ def parser() -> argparse.ArgumentParser:
     return main_parser
 
 
+def _descending_sort(argv: Sequence[str]) -> list[str]:
+    """``--sort -test_accuracy`` as ``--sort=-test_accuracy``: argparse would take the key for
+    an option."""
+    joined: list[str] = []
+    for argument in argv:
+        if joined and joined[-1] == "--sort" and argument.startswith("-"):
+            joined[-1] = f"--sort={argument}"
+        else:
+            joined.append(argument)
+    return joined
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    arguments = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    arguments = parser().parse_args(_descending_sort(argv))
     console = Console(highlight=False, soft_wrap=False)
     with exit_on_user_error():
         if arguments.command == "ls":
