@@ -24,7 +24,7 @@ from rich.table import Table
 
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.rundir import read_annotations, write_annotations
-from emnist_bench.runs.table import differences, listing, load_rows, sort_rows, where
+from emnist_bench.runs.rows import differences, listing, load_rows, sort_rows, where
 
 EXAMPLES = """examples:
   python -m emnist_bench.runs ls outputs/sweeps/technique_grid --where optimizer=adam \\
