@@ -1,6 +1,6 @@
 # Two commands do all the set-up: `make run` trains and evaluates, `make test` runs the tests.
 # Each creates .venv when missing and installs the package with the extras it needs: `run` only
-# TensorFlow (EXTRA=cpu, or EXTRA=gpu), `test`, `lint` and `docs` the dev tools and engines too.
+# TensorFlow (EXTRA=cpu, or EXTRA=gpu), `test`, `lint` and `docs` the dev tools, MLflow (track) and engines too.
 PYTHON ?= python3
 VENV ?= .venv
 EXTRA ?= cpu
@@ -19,7 +19,7 @@ comma := ,
 # so that another set of extras installs again and the same set does not.
 stamp = $(VENV)/.installed-$(subst $(comma),-,$(EXTRA)$(if $(strip $(1)),$(comma)$(strip $(1))))
 RUN_STAMP := $(call stamp,$(ENGINES))
-TEST_STAMP := $(call stamp,dev$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
+TEST_STAMP := $(call stamp,dev$(comma)track$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
 
 .PHONY: run test test-all lint docs
 

@@ -66,6 +66,10 @@ def validate(cfg: DictConfig) -> None:
                 f"regularization.{penalty}={cfg.regularization[penalty]} has no place in "
                 f"regularization={name}: choose regularization={penalty} or l1_l2"
             )
+    if (cfg.get("logger") or {}).get("name", "none") != "none":
+        from emnist_bench.tracking.store import import_mlflow
+
+        import_mlflow()  # missing: one line naming the extra, before the run starts
 
 
 def _check_keys_fit_names(cfg: DictConfig) -> None:

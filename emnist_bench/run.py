@@ -14,12 +14,14 @@ from typing import Any
 from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
+from emnist_bench import debug as debug_lib
 from emnist_bench.data import load_dataset, resolve_cache_dir
 from emnist_bench.errors import UserError, environment_fault
 from emnist_bench.rundir import (
     CONFIG,
     INTERRUPTED,
     METRICS,
+    TRACKED,
     RunBusy,
     completed_metrics,
     output_dir,
@@ -29,6 +31,7 @@ from emnist_bench.rundir import (
     start_run,
     write_json,
 )
+from emnist_bench.tracking.live import RunTracker
 from emnist_bench.tuning.distributed import role as search_role
 
 log = logging.getLogger(__name__)
@@ -80,14 +83,17 @@ def _run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
     finished = completed_metrics(cfg, out)
     if finished is not None:
         log.info("%s already completed with this config; skipping (delete it to re-run)", out)
+        RunTracker.log_finished(cfg, out)  # a logger added since: it gets the run, once
         return finished
+    previous = read_json(out / METRICS) or {}
     try:
         config_lib.validate(cfg)
         resuming = start_run(cfg, out, config_lib.technique_choices(cfg))
+        tracker = RunTracker.start(cfg, out, previous, resuming)
     except Exception as error:
         return _failed(cfg, out, error, record=bool(cfg.get("continue_on_error")))
     try:
-        return _run(cfg, out, resuming)
+        return _run(cfg, out, resuming, tracker)
     except KeyboardInterrupt:
         metrics = read_json(out / METRICS) or {}
         write_json(out / METRICS, {**metrics, "status": INTERRUPTED})
@@ -95,13 +101,18 @@ def _run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
         raise
     except Exception as error:
         return _failed(cfg, out, error, record=True)
+    finally:
+        tracker.end()  # after metrics.json says how the run ended
 
 
 def _failed(cfg: DictConfig, out: Path, error: Exception, record: bool) -> dict[str, Any]:
     """Records a failed run in ``metrics.json`` (when ``record``); returns its metrics when the
     run goes on to the next (``continue_on_error``), else raises ``error`` again."""
     message = str(error) if isinstance(error, UserError) else traceback.format_exc()
+    tracked = (read_json(out / METRICS) or {}).get(TRACKED)
     metrics = {"status": "failed", "error": message, **config_lib.technique_choices(cfg)}
+    if tracked:
+        metrics[TRACKED] = tracked
     if record:
         try:
             write_json(out / METRICS, metrics)
@@ -135,10 +146,12 @@ def _log_start(cfg: DictConfig, out: Path, resuming: bool) -> None:
     )
 
 
-def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
+def _run(cfg: DictConfig, out: Path, resuming: bool, tracker: RunTracker) -> dict[str, Any]:
     _log_start(cfg, out, resuming)
     # Data first: a broken file is reported before TensorFlow is even imported.
     data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
+    debug = cfg.get("debug")
+    data = debug_lib.limited(data, debug, int(cfg.trainer.batch_size), int(cfg.trainer.seed))
 
     from emnist_bench.backend import import_tensorflow
 
@@ -162,8 +175,9 @@ def _run(cfg: DictConfig, out: Path, resuming: bool) -> dict[str, Any]:
     with distribution_scope(cfg.trainer.get("strategy")):  # trainer.strategy: mirrored
         model = build_model(cfg, data.num_classes)
         compile_model(model, cfg, class_prior(data.y_train, data.num_classes))
-    fit = fit_model(model, cfg, data, out)
+    fit = fit_model(model, cfg, data, out, on_epoch=tracker.log_epoch if tracker.active else None)
     model = savable_model(model)  # the file, and the scores, need no emnist_bench to load
-    metrics = write_run_files(model, cfg, data, out, fit)
+    verdict = debug_lib.overfit_verdict(debug, fit["history"], len(data.y_train))
+    metrics = write_run_files(model, cfg, data, out, fit, {**tracker.record(), **verdict})
     remove_backup(out)  # finished: the next run of this command starts afresh or skips
     return metrics

@@ -5,7 +5,8 @@ Every stage that reads or writes a run's files goes through here, so the layout 
 place: ``config.yaml`` (the resolved config), ``metrics.json`` (``status: running`` from the
 start; the scores and ``completed`` written last), ``history.csv``, ``model.keras``,
 ``predictions.npz``, ``classes.json``, ``plots/``, ``tensorboard/``, and while training
-``backup/`` (the last finished epoch, which a killed run resumes from) and ``.lock``.
+``backup/`` (the last finished epoch, which a killed run resumes from) and ``.lock``; the
+user's own ``annotations.json`` (tags and a note: ``python -m emnist_bench.runs tag``).
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ TUNER = "tuner"
 HYDRA = ".hydra"
 """Hydra's record of a job: its config before the run resolved it, and the overrides."""
 LOCK = ".lock"
+# The user's tags and note on a run; no run ever rewrites or removes it.
+ANNOTATIONS = "annotations.json"
+# The metrics.json key of a run's experiment-tracker record (MLflow's run id and URI); kept
+# when the run resumes, so that it goes on logging into the same tracked run.
+TRACKED = "mlflow"
 COMPLETED = "completed"
 RUNNING = "running"
 INTERRUPTED = "interrupted"
@@ -178,9 +184,33 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+def read_annotations(out: Path) -> dict[str, Any]:
+    """The user's ``tags`` (a dict) and ``note`` (text or None) on the run in ``out``."""
+    saved = read_json(out / ANNOTATIONS) or {}
+    tags = saved.get("tags") if isinstance(saved.get("tags"), dict) else {}
+    note = saved.get("note") if isinstance(saved.get("note"), str) else None
+    return {"tags": {str(k): str(v) for k, v in tags.items()}, "note": note}
+
+
+def write_annotations(out: Path, tags: dict[str, str], note: str | None) -> None:
+    write_json(out / ANNOTATIONS, {"tags": tags, "note": note})
+
+
+# Keys that cannot change what a run computes: a run that completed, or a backup it resumes
+# from, counts for the same config whatever they say (turning on a logger re-runs nothing).
+NOT_COMPARED = ("logger",)
+
+
+def comparable(resolved: Any) -> Any:
+    """A resolved config without :data:`NOT_COMPARED`, for telling whether two runs are one."""
+    if not isinstance(resolved, dict):
+        return resolved
+    return {key: value for key, value in resolved.items() if key not in NOT_COMPARED}
+
+
 def _saved_config(out: Path) -> Any:
     try:
-        return OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
+        return comparable(OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True))
     except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException):
         return None  # missing, unreadable or not YAML: no earlier run to match
 
@@ -273,7 +303,7 @@ def completed_metrics(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
     metrics = read_json(out / METRICS)
     if metrics is None or metrics.get("status") != COMPLETED:
         return None
-    if _saved_config(out) != OmegaConf.to_container(cfg, resolve=True):
+    if _saved_config(out) != comparable(OmegaConf.to_container(cfg, resolve=True)):
         return None
     damaged = damaged_artifacts(out, metrics)
     if damaged:
@@ -298,13 +328,15 @@ def start_run(cfg: DictConfig, out: Path, metrics: dict[str, Any]) -> bool:
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resuming = (out / BACKUP).is_dir() and any((out / BACKUP).iterdir())
-    resuming = resuming and _saved_config(out) == resolved
+    resuming = resuming and _saved_config(out) == comparable(resolved)
     if not resuming:
         remove_backup(out)
         shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
         (out / HISTORY).unlink(missing_ok=True)
     write_text(out / CONFIG, OmegaConf.to_yaml(resolved))
-    write_json(out / METRICS, {**metrics, "status": RUNNING, "pid": os.getpid()})
+    tracked = (read_json(out / METRICS) or {}).get(TRACKED) if resuming else None
+    kept = {TRACKED: tracked} if tracked else {}
+    write_json(out / METRICS, {**metrics, **kept, "status": RUNNING, "pid": os.getpid()})
     return resuming
 
 
@@ -345,6 +377,13 @@ def run_lock(out: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+def run_folders(folder: Path) -> list[Path]:
+    """``folder`` itself when it is a run (it has a metrics.json), else every run under it."""
+    if (folder / METRICS).is_file():
+        return [folder]
+    return find_run_dirs(folder)
 
 
 def find_run_dirs(root: Path) -> list[Path]:

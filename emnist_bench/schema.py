@@ -66,6 +66,8 @@ OptimizerName = choices("OptimizerName", _named_in("optimizer"))
 ActivationName = choices("ActivationName", _named_in("activation"))
 RegularizationName = choices("RegularizationName", _named_in("regularization"))
 AugmentName = choices("AugmentName", _named_in("augment"))
+LoggerName = choices("LoggerName", _named_in("logger"))
+DebugName = choices("DebugName", ("fast", "overfit", "profile"))
 LrScheduleName = choices(
     "LrScheduleName",
     ("constant", "reduce_on_plateau", "step_decay", "exponential", "cosine", "one_cycle"),
@@ -175,6 +177,24 @@ class AugmentSchema:
     rotation: float = 0.0  # degrees
     shift: float = 0.0  # fraction of the side
     zoom: float = 0.0  # fraction of the side
+
+
+@dataclass
+class LoggerSchema:
+    name: LoggerName = MISSING
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///outputs/mlflow.db under the starting folder.
+    tracking_uri: str | None = None
+    experiment: str = "emnist_bench"
+    log_model: bool = False
+
+
+@dataclass
+class DebugSchema:
+    name: DebugName = MISSING
+    limit_batches: int = bounded(3, ge=1)
+    overfit_batches: int | None = bounded(None, ge=1)
+    overfit_loss: float = bounded(0.1, gt=0)
+    profile_steps: list[int] | None = None
 
 
 RATE = {"ge": 0, "lt": 1}
@@ -351,6 +371,8 @@ SCHEMAS = {
     "batch_norm": BatchNormSchema,
     "regularization": RegularizationSchema,
     "augment": AugmentSchema,
+    "logger": LoggerSchema,
+    "debug": DebugSchema,
     "model/mlp": MLPSchema,
     "model/cnn": CNNSchema,
     "optimizer/base": OptimizerSchema,

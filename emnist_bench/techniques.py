@@ -14,7 +14,11 @@ TECHNIQUE_GROUPS = (
     "lr_schedule", "activation", "optimizer", "batch_norm", "regularization", "dropout",
 )  # fmt: skip
 # The groups a user picks on the command line, as ``--help`` lists them.
-USER_GROUPS = ("model", *TECHNIQUE_GROUPS, "augment", "data", "tuner", "experiment", "sweep")
+# The groups a user picks on the command line; the last two are added with a ``+``.
+USER_GROUPS = (
+    "model", *TECHNIQUE_GROUPS, "augment", "data", "tuner", "logger", "debug", "experiment",
+    "sweep",
+)  # fmt: skip
 # The variant (and summary row) that changes no technique: a model's reference run.
 BASE = "base"
 # The assignment's minimum architectures.

@@ -43,6 +43,8 @@ def default_config(primary: DictConfig | None = None) -> DictConfig:
             config = OmegaConf.merge(config, own)
             continue
         ((key, option),) = entry.items()
+        if option is None:  # an optional group left empty (debug: null)
+            continue
         group, _, package = str(key).partition("@")
         OmegaConf.update(config, package or group, option_config(group, option), merge=False)
     return config

@@ -57,5 +57,5 @@ def test_make_run_installs_only_tensorflow_unless_engines_are_asked_for(tmp_path
     venv = f"VENV={tmp_path / 'venv'}"  # an empty venv: every install step is printed
     assert '-e ".[cpu]"' in make_dry_run("run", venv)
     assert '-e ".[cpu,ray]"' in make_dry_run("run", venv, "ENGINES=ray")
-    assert '-e ".[cpu,dev,slurm,ray]"' in make_dry_run("test", venv)
-    assert '-e ".[cpu,dev]"' in make_dry_run("test", venv, "TEST_ENGINES=")
+    assert '-e ".[cpu,dev,track,slurm,ray]"' in make_dry_run("test", venv)
+    assert '-e ".[cpu,dev,track]"' in make_dry_run("test", venv, "TEST_ENGINES=")

@@ -35,14 +35,22 @@ from emnist_bench.rundir import (
 log = logging.getLogger(__name__)
 
 
-def write_run_files(model, cfg: DictConfig, data, out: Path, fit: dict[str, Any]) -> dict[str, Any]:
+def write_run_files(
+    model,
+    cfg: DictConfig,
+    data,
+    out: Path,
+    fit: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Evaluates on the test split and writes every per-run file, ``metrics.json`` last;
-    returns the metrics."""
+    returns the metrics. ``extra`` keys go into metrics.json too (the experiment tracker's
+    record, a debug preset's verdict)."""
     history = pd.DataFrame(fit["history"])
     probabilities = predict(model, data.x_test, int(cfg.trainer.batch_size))
     predictions = probabilities.argmax(axis=1)
     scores = test_metrics(probabilities, data.y_test, data.classes)
-    metrics = run_metrics(model, cfg, data, fit, history, scores)
+    metrics = {**run_metrics(model, cfg, data, fit, history, scores), **(extra or {})}
     write_predictions(out / PREDICTIONS, data.y_test, predictions)
     # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
     with atomic_path(out / MODEL) as temporary:

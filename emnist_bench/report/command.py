@@ -93,6 +93,9 @@ def write_report(
         )
     except OSError as error:
         raise UserError(f"{out}: cannot write the report ({error.strerror or error})") from None
+    from emnist_bench.tracking.live import attach_report
+
+    attach_report(out, end=True)  # a sweep logged to MLflow (logger=mlflow): its parent run
     console = console or Console()
     if not effects.empty:
         models = models_of(effects, summary)

@@ -13,15 +13,23 @@ import yaml
 from omegaconf import OmegaConf
 
 from emnist_bench.errors import UserError
-from emnist_bench.rundir import COMPLETED, CONFIG, HYDRA, METRICS, find_run_dirs, read_json
+from emnist_bench.rundir import (
+    COMPLETED,
+    CONFIG,
+    HYDRA,
+    METRICS,
+    find_run_dirs,
+    read_annotations,
+    read_json,
+)
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
 SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")
 SUMMARY_COLUMNS = (
     "run_dir", "model", "family", "variant", *TECHNIQUE_GROUPS, "seed", "status", *SCORES,
     "epochs_run", "train_seconds", "params", "error", "cohort", "epochs", "data", "subset",
-    "test_samples", "num_classes", "test_fingerprint", "code", "duplicate_of", "path",
-    "settings",
+    "test_samples", "num_classes", "test_fingerprint", "code", "duplicate_of", "tags", "note",
+    "path", "settings",
 )  # fmt: skip
 # What is shown when runs of a report were trained differently (setup_notes).
 SETUP = ("data", "subset", "epochs", "test_fingerprint")
@@ -66,7 +74,7 @@ def _error_line(error: Any) -> str | None:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _load_config(run_dir: Path) -> dict[str, Any] | None:
+def load_run_config(run_dir: Path) -> dict[str, Any] | None:
     """A run's resolved config.yaml as plain data (no OmegaConf: it is already resolved)."""
     for path in (run_dir / CONFIG, run_dir / HYDRA / CONFIG):
         try:
@@ -89,7 +97,7 @@ def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     """One summary row from a run folder, shown as ``label``; scores are blank unless the run
     completed."""
     metrics = read_json(run_dir / METRICS)
-    cfg = _load_config(run_dir)
+    cfg = load_run_config(run_dir)
     if metrics is None:
         metrics = {"status": "unfinished", **_choices_from_config(run_dir)}
     row = {key: metrics.get(key) for key in SUMMARY_COLUMNS}
@@ -100,6 +108,9 @@ def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     row["test_fingerprint"] = (provenance.get("data") or {}).get("test_fingerprint")
     row["code"] = provenance.get("git_commit")
     row["num_classes"] = len(metrics["per_class"]) if metrics.get("per_class") else None
+    annotations = read_annotations(run_dir)
+    row["tags"] = "; ".join(f"{k}={v}" for k, v in annotations["tags"].items()) or None
+    row["note"] = annotations["note"]
     if cfg is not None:
         row["seed"] = _select(cfg, "trainer.seed")
         row["epochs"] = _select(cfg, "trainer.epochs")
@@ -112,10 +123,10 @@ def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     return row
 
 
-def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+def _flatten_into(value: Any, prefix: str, out: dict[str, str]) -> None:
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+            _flatten_into(item, f"{prefix}.{key}" if prefix else str(key), out)
     else:
         out[prefix] = value if isinstance(value, str) else json.dumps(value, default=str)
 
@@ -125,12 +136,19 @@ def _unrelated(key: str, searched: bool) -> bool:
     return any(key == p or key.startswith(f"{p}.") for p in prefixes)
 
 
+def flat_config(cfg: dict[str, Any]) -> dict[str, str]:
+    """A resolved config as dotted keys, each value a string (lists and numbers as JSON):
+    ``{"trainer.epochs": "5", "model.hidden_units": "[512, 256, 128]", ...}``."""
+    flat: dict[str, str] = {}
+    _flatten_into(cfg, "", flat)
+    return flat
+
+
 def settings(cfg: dict[str, Any]) -> dict[str, str]:
     """A run's resolved config as ``{"trainer.epochs": "5", ...}``: every value that can change
     its result (not :data:`UNRELATED`), the data folder by name only (paths differ between
     machines)."""
-    flat: dict[str, str] = {}
-    _flatten(cfg, "", flat)
+    flat = flat_config(cfg)
     searched = flat.get("tuner.name", "none") not in ("none", "null")
     kept = {key: value for key, value in flat.items() if not _unrelated(key, searched)}
     if "data.root" in kept:
@@ -371,7 +389,7 @@ def data_description(summary: pd.DataFrame, short: bool = False) -> str:
     seeds_text = f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}"
     for path in summary["path"]:
         metrics = read_json(Path(path) / METRICS) or {}
-        cfg = _load_config(Path(path))
+        cfg = load_run_config(Path(path))
         if cfg is None:
             continue
         root = str(_select(cfg, "data.root"))

@@ -172,6 +172,24 @@ class JobsAnywhere(Callback):
             os.chdir(launched_in)
 
 
+class TrackedSweep(Callback):
+    """``logger=mlflow`` in a multirun: before the first job, the sweep's parent run, which
+    every job's run is nested under (``emnist_bench.tracking``); at the end, the report (when
+    one was written) attached to it and the parent marked finished. MLflow missing stops the
+    sweep before its first job, in one line."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from emnist_bench.tracking.live import start_sweep
+
+        with exit_on_user_error():
+            start_sweep(config)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from emnist_bench.tracking.live import attach_report
+
+        attach_report(Path(config.hydra.sweep.dir), end=True)
+
+
 def _clock(seconds: float) -> str:
     minutes, seconds = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)

@@ -174,6 +174,20 @@ class EpochRecorder(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+class EpochListener(keras.callbacks.Callback):
+    """Hands each epoch's ``history.csv`` row, as ``recorder`` wrote it, to ``listener`` (an
+    experiment tracker). Placed after the backup, so that an epoch it passed on is never trained
+    again by a resumed run."""
+
+    def __init__(self, recorder: EpochRecorder, listener):
+        super().__init__()
+        self.recorder, self.listener = recorder, listener
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.recorder.rows and int(self.recorder.rows[-1]["epoch"]) == epoch:
+            self.listener(dict(self.recorder.rows[-1]))
+
+
 class RichProgress(keras.callbacks.Callback):
     """A rich progress bar over epochs and batches with the live loss and accuracy."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
 from emnist_bench import models
+from emnist_bench.debug import profile_steps
 from emnist_bench.errors import ConfigError
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
 from emnist_bench.training.backup import CallbackState, EpochBackup
 from emnist_bench.training.callbacks import (
+    EpochListener,
     EpochRecorder,
     RichProgress,
     learning_rate_callback,
@@ -126,10 +129,17 @@ def user_callbacks(specs) -> list[keras.callbacks.Callback]:
     return made
 
 
-def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str, Any]:
+def fit_model(
+    model: keras.Model,
+    cfg: DictConfig,
+    data,
+    out: Path,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
     """Fits ``model`` with the configured callbacks; returns what the run's files need:
     the per-epoch ``history`` rows, why it ``diverged`` (None if it did not) and
-    ``train_seconds`` (the epochs' seconds, those before a resume included).
+    ``train_seconds`` (the epochs' seconds, those before a resume included). ``on_epoch``
+    gets each finished epoch's history row (an experiment tracker), once it is backed up.
 
     Every finished epoch is backed up in ``out/backup``: a killed run given the same folder
     goes on from there (``rundir.start_run`` keeps it only for the same config).
@@ -151,9 +161,13 @@ def fit_model(model: keras.Model, cfg: DictConfig, data, out: Path) -> dict[str,
         recorder,  # first: see EpochRecorder
         backup,  # right after the history row, so that a backed-up epoch has its row
         keras.callbacks.TensorBoard(
-            log_dir=str(out / TENSORBOARD), write_graph=False, profile_batch=0
+            log_dir=str(out / TENSORBOARD),
+            write_graph=False,
+            profile_batch=profile_steps(cfg.get("debug")),  # debug=profile traces a few steps
         ),
     ]
+    if on_epoch is not None:
+        callbacks.append(EpochListener(recorder, on_epoch))
     schedule = learning_rate_callback(cfg)
     if schedule is not None:
         callbacks.append(schedule)
