@@ -58,7 +58,7 @@ def type_name(tp: object) -> str:
 
 
 def bounds_text(field: dataclasses.Field) -> str:
-    """The range ``config.check_ranges`` holds a field to (``schema.bounded``), if any."""
+    """The range ``config.check_ranges`` holds a field to (``fields.bounded``), if any."""
     signs = {"ge": ">=", "gt": ">", "lt": "<", "min_len": "entries >="}
     bounds = field.metadata
     rules = [f"{sign} {bounds[key]}" for key, sign in signs.items() if key in bounds]

@@ -85,7 +85,7 @@ def _check_keys_fit_names(cfg: DictConfig) -> None:
 
 
 def check_ranges(node: DictConfig, where: str = "") -> None:
-    """Checks every bounded field (``schema.bounded``) of each schema-typed group in ``node``.
+    """Checks every bounded field (``fields.bounded``) of each schema-typed group in ``node``.
 
     Raises:
         ConfigError: naming the key, the value and the bounds.

@@ -24,12 +24,11 @@ only the shared keys names its group's ``base`` schema and needs no Python. Shar
 group whose options extend each other (``tuner``) are ``???`` in the schema, so that merging an
 option's schema never overwrites a value an extended file gave.
 
-Ranges (``trainer.epochs >= 0``) are field metadata (:func:`bounded`), checked by
+Ranges (``trainer.epochs >= 0``) are field metadata (``fields.bounded``), checked by
 ``config.check_ranges`` when ``config.validate`` runs, as OmegaConf has no range checks.
 """
 
 from dataclasses import dataclass, field
-from enum import Enum
 from functools import cache
 from typing import Any
 
@@ -37,18 +36,13 @@ import yaml
 from omegaconf import MISSING, DictConfig
 
 from emnist_bench import conf_folder
+from emnist_bench.fields import Choice, bounded
 from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
 
 
-class Choice(str, Enum):
-    """A name from a fixed set; compares, hashes, formats and serialises as its string."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
 def choices(enum_name: str, names: list[str] | tuple[str, ...]) -> type[Choice]:
-    """An Enum of ``names`` (OmegaConf converts a string by member name, so name == value)."""
+    """An Enum of ``names`` (OmegaConf converts a string by member name, so name == value),
+    made a member of this module so that a pickled config (joblib's jobs) finds its class."""
     return Choice(enum_name, {name: name for name in names}, module=__name__, qualname=enum_name)
 
 
@@ -81,26 +75,6 @@ ClassWeighting = choices("ClassWeighting", ("balanced", "logit_adjusted"))
 EmnistSplit = choices(
     "EmnistSplit", ("balanced", "byclass", "bymerge", "letters", "digits", "mnist")
 )
-
-
-def bounded(
-    default: Any = MISSING,
-    *,
-    ge: float | None = None,
-    gt: float | None = None,
-    lt: float | None = None,
-    min_len: int | None = None,
-    why: str = "",
-) -> Any:
-    """A field that :func:`check_ranges` keeps within bounds: ``ge``/``gt``/``lt`` for a number
-    or each number of a list, ``min_len`` for a list's length. ``why`` ends the message about a
-    number, or replaces the one about a list too short."""
-    bounds = {"ge": ge, "gt": gt, "lt": lt, "min_len": min_len}
-    metadata = {key: value for key, value in bounds.items() if value is not None}
-    metadata["why"] = why
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
 
 
 @dataclass
