@@ -11,6 +11,10 @@ PY := $(VENV)/bin/python
 # (`make test TEST_ENGINES=` leaves them out; those tests then skip).
 ENGINES ?=
 TEST_ENGINES ?= slurm,ray
+# Exact versions of everything `make` installs, as CI tested them (Linux x86-64, Python 3.11).
+# `make lock` resolves them again from pyproject.toml, keeping every pin that still fits.
+LOCK := requirements.lock
+LOCKED_EXTRAS := cpu dev track slurm ray
 export MPLBACKEND := Agg
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -21,12 +25,12 @@ stamp = $(VENV)/.installed-$(subst $(comma),-,$(EXTRA)$(if $(strip $(1)),$(comma
 RUN_STAMP := $(call stamp,$(ENGINES))
 TEST_STAMP := $(call stamp,dev$(comma)track$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
 
-.PHONY: run test test-all lint docs
+.PHONY: run test test-all lint docs lock
 
-$(VENV)/.installed-%: pyproject.toml
+$(VENV)/.installed-%: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(subst -,$(comma),$*)]"
+	$(PY) -m pip install --quiet -c $(LOCK) -e ".[$(subst -,$(comma),$*)]"
 	touch $@
 
 # make run ARGS="model=cnn optimizer=rmsprop data.root=../shared/data/emnist-proxy"
@@ -50,3 +54,11 @@ lint: $(TEST_STAMP)
 docs: $(TEST_STAMP)
 	$(PY) docs/gen_config_reference.py
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+# The lock file, resolved with uv (installed into .venv for this only); the GPU extra's CUDA
+# wheels are not pinned, the packages it shares with the CPU build are.
+lock:
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet uv
+	$(PY) -m uv pip compile pyproject.toml $(foreach extra,$(LOCKED_EXTRAS),--extra $(extra)) \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --quiet -o $(LOCK)

@@ -3,17 +3,14 @@ behaves as its string) and a number or list kept within bounds (dataclass field 
 ``config.check_ranges`` reads)."""
 
 from dataclasses import field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from omegaconf import MISSING
 
 
-class Choice(str, Enum):
+class Choice(StrEnum):
     """A name from a fixed set; compares, hashes, formats and serialises as its string."""
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def bounded(

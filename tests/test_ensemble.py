@@ -97,6 +97,7 @@ def test_model_members_must_be_positive():
         validate(compose_config(["model.members=0"]))
 
 
+@pytest.mark.slow  # trains several models or epochs: make test-all
 def test_a_run_with_members_trains_and_scores_the_ensemble(smoke_data, proxy_cache, tmp_path):
     """The whole path: a run of a batch-normalized CNN ensemble, then predict in a fresh process
     through the package's own loader."""

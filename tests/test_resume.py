@@ -42,6 +42,7 @@ def wait_for(path: Path, process: subprocess.Popen | None = None, timeout: float
         time.sleep(0.02)
 
 
+@pytest.mark.slow  # trains several models or epochs: make test-all
 def test_a_run_killed_in_epoch_2_resumes_without_training_epoch_1_again(
     smoke_data, proxy_cache, tmp_path
 ):

@@ -65,6 +65,10 @@ PLAIN_KERAS = textwrap.dedent(
     """
 ).replace("BATCH", str(BATCH))
 
+# Trains a run of each kind and loads them in a fresh Python (make test-all); the default
+# suite checks the same Keras-only saved form in tests/test_models.py.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory) -> dict[str, Path]:

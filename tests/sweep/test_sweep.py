@@ -194,6 +194,7 @@ def metrics_times(sweep_dir: Path) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow  # trains several models or epochs: make test-all
 def test_smoke_grid_runs_reports_and_a_rerun_skips_completed_runs(
     tmp_path, smoke_data, proxy_cache
 ):
@@ -223,6 +224,7 @@ def test_smoke_grid_runs_reports_and_a_rerun_skips_completed_runs(
     assert out.count("skipped (completed earlier)") == 6
 
 
+@pytest.mark.slow  # a sweep of failing and training runs, twice: make test-all
 def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(
     tmp_path, smoke_data, proxy_cache
 ):

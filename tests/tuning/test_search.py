@@ -187,6 +187,7 @@ def test_when_every_trial_fails_the_run_stops_with_one_line(smoke_data, proxy_ca
     assert metrics["status"] == "failed" and metrics["error"] == message
 
 
+@pytest.mark.slow  # trains several models or epochs: make test-all
 @pytest.mark.parametrize("tuner", ["bayesian", "hyperband"])
 def test_each_tuner_searches_the_cnn_space(tuner, smoke_data, proxy_cache, tiny_data, tmp_path):
     from emnist_bench.training.fit import build_model
