@@ -25,7 +25,7 @@ stamp = $(VENV)/.installed-$(subst $(comma),-,$(EXTRA)$(if $(strip $(1)),$(comma
 RUN_STAMP := $(call stamp,$(ENGINES))
 TEST_STAMP := $(call stamp,dev$(comma)track$(if $(strip $(TEST_ENGINES)),$(comma)$(strip $(TEST_ENGINES))))
 
-.PHONY: run test test-all lint docs lock
+.PHONY: run test test-slow test-all lint docs lock
 
 $(VENV)/.installed-%: pyproject.toml $(LOCK)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,13 +37,16 @@ $(VENV)/.installed-%: pyproject.toml $(LOCK)
 run: $(RUN_STAMP)
 	$(PY) -m emnist_bench $(ARGS)
 
-# The default suite: fast, no training beyond seconds. `make test-all` (what CI runs) adds the
-# slow tests after it: the engines' sweeps, the distributed search, real-data runs.
+# The default suite: fast, no training beyond seconds. `make test-slow` runs the slow tests
+# only (the engines' sweeps, the distributed search, real-data and multi-epoch runs); CI runs
+# both, `make test-all`.
 test: $(TEST_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-all: test
+test-slow: $(TEST_STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+test-all: test test-slow
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check emnist_bench tests benchmarks docs

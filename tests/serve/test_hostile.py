@@ -6,9 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -213,3 +217,36 @@ def test_a_port_in_use_and_out_of_range_are_one_line(cnn_run, server, capsys):
             command.main([str(folder), "--port", port])
         err = capsys.readouterr().err.strip()
         assert stopped.value.code == 2 and len(err.splitlines()) == 1 and "--port" in err
+
+
+def _peak_rss(pid: int) -> int:
+    """The process's peak resident memory so far (VmHWM), in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    (line,) = [line for line in status.splitlines() if line.startswith("VmHWM:")]
+    return int(line.split()[1]) * 1024
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_bombs_cost_a_running_server_under_1_gb_and_10_s_each(cnn_run, png):
+    folder, _ = cnn_run
+    process = subprocess.Popen(
+        [sys.executable, "-m", "emnist_bench.serve", str(folder), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        url = process.stdout.readline().split(" on ", 1)[1].split()[0]
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        server = SimpleNamespace(server_address=("127.0.0.1", port))
+        assert request(server, "POST", "/predict", png, Content_Type="image/png")[0] == 200
+        baseline = _peak_rss(process.pid)  # the model loaded and one image answered
+        for width, status in ((6000, 200), (9000, 413), (65_000, 413)):
+            body = png_bomb(width, width) if width < 10_000 else header_only_png(width, width)
+            started = time.perf_counter()
+            got = request(server, "POST", "/predict", body, Content_Type="image/png")[0]
+            seconds = time.perf_counter() - started
+            grown = _peak_rss(process.pid) - baseline
+            print(f"{width} x {width}: {got} in {seconds:.2f} s, peak +{grown / 2**20:.0f} MB")
+            assert got == status and seconds < 10 and grown < 2**30
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
