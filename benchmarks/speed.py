@@ -6,12 +6,20 @@ For the ``cnn_baseline`` model on the IDX proxy it measures
   3. loading Balanced-size data (131,600 images) from the cache, and ``--help`` wall time,
 then prints one table and writes the figures to a JSON file.
 
+``--end-to-end`` also times each way as a user waits for it: whole processes (Python start,
+imports, data, building, every epoch with its validation, evaluation and files), the 3-epoch
+process less the 1-epoch one, halved, so that what a run costs once cancels out.
+``--isa native,AVX512_CORE,AVX2`` runs all of it once per oneDNN ISA, each in a process of its own
+with ``ONEDNN_MAX_CPU_ISA`` set (``native``: unset), so that one machine measures every CPU kind
+up to its own, and prints one table of all of them.
+
 The notebook way is ``model.fit(x_float, y_onehot, batch_size=32)`` on float32 arrays with
 categorical cross-entropy and Adam; emnist_bench's way is ``tf.data`` over uint8 arrays with the
 trainer settings of the composed config (batch size, precision, steps per execution, ...).
 Test accuracy is measured after each epoch, outside the timed part.
 
     python benchmarks/speed.py --root ../shared/data/emnist-proxy [overrides ...]
+    python benchmarks/speed.py --isa native,AVX512_CORE,AVX2 --end-to-end --max-epochs 4
 """
 
 from __future__ import annotations
@@ -76,7 +84,8 @@ def seconds_to(run: dict, target: float) -> float | None:
     return None
 
 
-def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
+def notebook_setup(cfg, data):
+    """The notebook's model, compiled its way, and its arrays: float pixels, one-hot labels."""
     import keras
 
     from emnist_bench.training.fit import build_model
@@ -88,12 +97,19 @@ def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
     x = data.x_train.astype("float32")  # the notebook held float arrays and one-hot labels
     y = keras.utils.to_categorical(data.y_train, data.num_classes)
-    x_val = data.x_val.astype("float32")
-    y_val = keras.utils.to_categorical(data.y_val, data.num_classes)
+    validation = (
+        data.x_val.astype("float32"),
+        keras.utils.to_categorical(data.y_val, data.num_classes),
+    )
+    return model, x, y, validation
+
+
+def notebook_way(cfg, data, target: float, max_epochs: int) -> dict:
+    model, x, y, validation = notebook_setup(cfg, data)
     x_test = data.x_test.astype("float32")
 
     def fit_epoch():
-        model.fit(x, y, batch_size=32, epochs=1, validation_data=(x_val, y_val), verbose=0)
+        model.fit(x, y, batch_size=32, epochs=1, validation_data=validation, verbose=0)
 
     def evaluate():
         return float((model.predict(x_test, verbose=0).argmax(1) == data.y_test).mean())
@@ -160,6 +176,131 @@ def help_seconds(repeats: int = 5) -> float:
     return statistics.median(times)
 
 
+def notebook_process(root: str, epochs: int) -> None:
+    """The notebook way as a whole process would run it: load, build, fit ``epochs``, evaluate."""
+    from emnist_bench.data import load_dataset
+
+    base = [f"data.root={root}", "+experiment=cnn_baseline"]
+    cfg = compose([*base, "trainer.early_stopping.enabled=false"])
+    data = load_dataset(cfg.data, seed=int(cfg.trainer.seed))
+    model, x, y, validation = notebook_setup(cfg, data)
+    model.fit(x, y, batch_size=32, epochs=epochs, validation_data=validation, verbose=0)
+    model.evaluate(data.x_test.astype("float32"), keras_one_hot(data), verbose=0)
+
+
+def keras_one_hot(data):
+    import keras
+
+    return keras.utils.to_categorical(data.y_test, data.num_classes)
+
+
+def process_seconds(command: list[str], env: dict[str, str] | None = None) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env=env, cwd=REPO)
+    return time.perf_counter() - started
+
+
+def end_to_end(root: str, overrides: list[str], repeats: int) -> dict:
+    """Seconds per epoch as a user waits: (3-epoch process - 1-epoch process) / 2, the median of
+    ``repeats`` pairs, for the notebook way and for ``python -m emnist_bench``."""
+    script = [sys.executable, str(Path(__file__).resolve())]
+    figures = {}
+    with tempfile.TemporaryDirectory() as folder:
+
+        def ours(epochs: int, repeat: int) -> list[str]:
+            return [sys.executable, "-m", "emnist_bench", f"data.root={root}",
+                    "+experiment=cnn_baseline", "trainer.early_stopping.enabled=false",
+                    f"trainer.epochs={epochs}", *overrides,
+                    f"hydra.run.dir={folder}/run-{epochs}-{repeat}"]  # fmt: skip
+
+        ways = {
+            "notebook": lambda epochs, _: [
+                *script,
+                "--root",
+                root,
+                "--notebook-process",
+                str(epochs),
+            ],  # fmt: skip
+            "emnist_bench": ours,
+        }
+        for way, command in ways.items():
+            # Unmeasured: fills the data cache and trainer.precision=auto's choice, which later
+            # runs read, so that the 1-epoch process pays for neither more than the 3-epoch one.
+            process_seconds(command(1, "warm-up"))
+            pairs = []
+            for repeat in range(repeats):
+                one = process_seconds(command(1, repeat))
+                three = process_seconds(command(3, repeat))
+                pairs.append({"one_epoch": one, "three_epochs": three})
+                print(f"    {way} end to end: 1 epoch {one:.1f} s, 3 epochs {three:.1f} s",
+                      flush=True)  # fmt: skip
+            per_epoch = [(p["three_epochs"] - p["one_epoch"]) / 2 for p in pairs]
+            figures[way] = {"processes": pairs, "seconds_per_epoch": statistics.median(per_epoch)}
+    figures["speedup"] = (
+        figures["notebook"]["seconds_per_epoch"] / figures["emnist_bench"]["seconds_per_epoch"]
+    )
+    return figures
+
+
+def per_isa(args: argparse.Namespace) -> None:
+    """Runs this benchmark once per ISA in ``args.isa``, each in its own process and environment,
+    then prints one table of them all."""
+    results = {}
+    for isa in args.isa.split(","):
+        env = {k: v for k, v in os.environ.items() if k not in ("ONEDNN_MAX_CPU_ISA",
+                                                                  "DNNL_MAX_CPU_ISA")}  # fmt: skip
+        if isa != "native":
+            env["ONEDNN_MAX_CPU_ISA"] = isa
+        output = Path(args.output).with_name(f"speed-{isa}.json")
+        command = [sys.executable, str(Path(__file__).resolve()), "--root", args.root,
+                   "--target", str(args.target), "--max-epochs", str(args.max_epochs),
+                   "--output", str(output), "--repeats", str(args.repeats),
+                   *(["--end-to-end"] if args.end_to_end else []), *args.overrides]  # fmt: skip
+        print(f"== ISA {isa}", flush=True)
+        subprocess.run(command, check=True, env=env, cwd=REPO)
+        results[isa] = json.loads(output.read_text())
+    isa_table(results, args.target)
+    output = Path(args.output).with_name("speed-isa.json")
+    output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"figures written to {output}")
+
+
+def isa_table(results: dict, target: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(value, unit=" s"):
+        return "-" if value is None else f"{value:.1f}{unit}"
+
+    table = Table(title="cnn_baseline, the notebook way against emnist_bench, per oneDNN ISA")
+    for column in (
+        "ISA",
+        "step median: notebook",
+        "emnist_bench",
+        "ratio",
+        "end to end: notebook",
+        "emnist_bench",
+        "ratio",
+        f"emnist_bench to {target:.0%}",
+    ):
+        table.add_column(column, justify="right")  # fmt: skip
+    for isa, found in results.items():
+        ours, theirs = found["emnist_bench"], found.get("notebook") or {}
+        whole = found.get("end_to_end") or {}
+        table.add_row(
+            isa,
+            fmt(theirs.get("seconds_per_epoch")),
+            fmt(ours["seconds_per_epoch"]),
+            fmt(found.get("epoch_speedup"), "x"),
+            fmt(whole.get("notebook", {}).get("seconds_per_epoch")),
+            fmt(whole.get("emnist_bench", {}).get("seconds_per_epoch")),
+            fmt(whole.get("speedup"), "x"),
+            fmt(ours["seconds_to_target"]) if ours["seconds_to_target"] else
+            f"not in {len(ours['epoch_seconds'])} epochs",
+        )  # fmt: skip
+    Console().print(table)
+
+
 def machine() -> dict:
     import tensorflow as tf
 
@@ -177,8 +318,26 @@ def main() -> None:
     parser.add_argument("--max-epochs", type=int, default=12)
     parser.add_argument("--output", default="outputs/benchmarks/speed.json")
     parser.add_argument("--skip-notebook", action="store_true")
+    parser.add_argument(
+        "--end-to-end",
+        action="store_true",
+        help="also time whole processes of 1 and 3 epochs, each way",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="end-to-end pairs per way")
+    parser.add_argument(
+        "--isa",
+        help="comma-separated oneDNN ISAs (native = no cap), one "
+        "process each: native,AVX512_CORE,AVX2",
+    )
+    parser.add_argument("--notebook-process", type=int, metavar="EPOCHS", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="config overrides for emnist_bench's way")
     args = parser.parse_args()
+    if args.notebook_process:
+        notebook_process(args.root, args.notebook_process)
+        return
+    if args.isa:
+        per_isa(args)
+        return
 
     from rich.console import Console
     from rich.table import Table
@@ -200,6 +359,8 @@ def main() -> None:
         results["notebook"] = notebook_way(compose(base), data, args.target, args.max_epochs)
     print(f"emnist_bench way ({' '.join(args.overrides) or 'defaults'}):", flush=True)
     results["emnist_bench"] = emnist_bench_way(cfg, data, args.target, args.max_epochs)
+    if args.end_to_end:
+        results["end_to_end"] = end_to_end(args.root, args.overrides, args.repeats)
     results["cache_load_seconds"] = cache_load_seconds(Path(args.root))
     results["help_seconds"] = help_seconds()
 

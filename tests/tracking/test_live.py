@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from emnist_bench.run import run  # noqa: E402
 from emnist_bench.rundir import BACKUP, METRICS, TRACKED  # noqa: E402
+from tests.chromium import CHROMIUM, FLAGS  # noqa: E402
 from tests.configs import compose_config, smoke_overrides  # noqa: E402
 from tests.test_resume import RESUMABLE, history_rows, wait_for  # noqa: E402
 
@@ -103,6 +105,40 @@ def test_a_parallel_sweep_logs_a_parent_and_nested_runs_to_a_server(
     report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.html", "report/effects.csv"} <= report
     assert parent.info.status == "FINISHED"
+    if CHROMIUM is not None:
+        names = [job.info.run_name for job in jobs]
+        shown = _screenshot_of_the_sweep(mlflow_server, experiment.experiment_id, names, tmp_path)
+        assert all(name in shown for name in names)
+
+
+def _screenshot_of_the_sweep(uri: str, experiment_id: str, names: list[str], tmp_path) -> str:
+    """The MLflow UI's run list of the experiment, in headless Chromium: a PNG (the README's, in
+    $EMNIST_BENCH_SCREENSHOTS when set) and the page's text."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (the dev extra)")
+    folder = Path(os.environ.get("EMNIST_BENCH_SCREENSHOTS") or tmp_path)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            runs = f"{uri}/#/experiments/{experiment_id}/runs"
+            page.goto(runs)  # the UI polls the server: a page that never goes idle
+            expand = page.locator("button[data-component-id*=runnamecellrenderer]").first
+            expand.wait_for(timeout=60_000)  # the parent's row, closed
+            assistant = page.get_by_role("button", name="Close")
+            if assistant.count():  # MLflow 3's assistant panel covers the runs
+                assistant.first.click()
+            expand.click()
+            for name in names:  # the parent's rows opened show its jobs'
+                page.get_by_text(name).first.wait_for(timeout=60_000)
+            text = page.inner_text("body")
+            page.goto(f"{runs}?compareRunsMode=CHART")  # each metric's curves, run by run
+            page.get_by_text("val_accuracy").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(2_000)  # the charts draw after their titles
+            page.screenshot(path=str(folder / "mlflow-sweep.png"))
+        finally:
+            browser.close()
+    assert (folder / "mlflow-sweep.png").stat().st_size > 10_000
+    return text
 
 
 def test_a_killed_run_resumes_into_one_mlflow_run_with_its_whole_history(
