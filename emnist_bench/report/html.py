@@ -59,6 +59,7 @@ ALL_RUNS_HEADER = (
     "epochs",
     "train s",
     "params",
+    "tags, note",
     "run plots",
 )
 
@@ -149,6 +150,11 @@ def _run_links(page_dir: Path, run_path: str) -> Cell:
     return Cell(links=tuple(link for link in links if link.href))
 
 
+def _annotations(row: pd.Series) -> str:
+    """A run's tags and note (``runs tag``, ``runs note``), as one cell."""
+    return "; ".join(str(row[key]) for key in ("tags", "note") if not pd.isna(row[key]))
+
+
 def _all_runs_rows(summary: pd.DataFrame, sweep_dir: Path) -> list[list[Any]]:
     return [
         [
@@ -163,6 +169,7 @@ def _all_runs_rows(summary: pd.DataFrame, sweep_dir: Path) -> list[list[Any]]:
             whole(r["epochs_run"]),
             "" if pd.isna(r["train_seconds"]) else f"{r['train_seconds']:.1f}",
             "" if pd.isna(r["params"]) else f"{int(r['params']):,}",
+            _annotations(r),
             _run_links(sweep_dir, r["path"]),
         ]
         for _, r in summary.iterrows()

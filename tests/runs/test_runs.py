@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from emnist_bench.report import command as report
 from emnist_bench.report.runs import load_summary
 from tests.fake_runs import write_run
 
@@ -142,6 +143,8 @@ def test_tags_and_notes_stay_in_the_run_folder_and_show_in_ls_and_the_report(swe
     summary, _ = load_summary([sweep])
     row = summary.set_index("run_dir").loc["mlp/base/seed=1"]
     assert (row["tags"], row["note"]) == ("baseline=yes", "the reference run")
+    page = report.write_report(sweep)["report_html"].read_text()
+    assert "baseline=yes; the reference run" in page
     found = json.loads(ok("diff", str(run), str(sweep / "mlp/base/seed=2"), "--json"))
     assert found["annotations"] == {
         "note": ["the reference run", None],
