@@ -298,7 +298,7 @@ def isa_table(results: dict, target: float) -> None:
             fmt(ours["seconds_to_target"]) if ours["seconds_to_target"] else
             f"not in {len(ours['epoch_seconds'])} epochs",
         )  # fmt: skip
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 def machine() -> dict:
