@@ -129,23 +129,17 @@ def user_callbacks(specs) -> list[keras.callbacks.Callback]:
     return made
 
 
-def fit_model(
-    model: keras.Model,
+def training_callbacks(
     cfg: DictConfig,
     data,
     out: Path,
+    has_validation: bool,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
-) -> dict[str, Any]:
-    """Fits ``model`` with the configured callbacks; returns what the run's files need:
-    the per-epoch ``history`` rows, why it ``diverged`` (None if it did not) and
-    ``train_seconds`` (the epochs' seconds, those before a resume included). ``on_epoch``
-    gets each finished epoch's history row (an experiment tracker), once it is backed up.
-
-    Every finished epoch is backed up in ``out/backup``: a killed run given the same folder
-    goes on from there (``rundir.start_run`` keeps it only for the same config).
-    """
+) -> tuple[EpochRecorder, EpochBackup, list[keras.callbacks.Callback]]:
+    """The run's callbacks, in the order they must run: the history row, its backup, TensorBoard,
+    the tracker, the schedule, early stopping, the progress bar, the user's, then the backup of
+    the others' counters. Returns the recorder and the backup too (fit_model reads them)."""
     trainer = cfg.trainer
-    inputs = fit_inputs(cfg, data)
     divergence = trainer.get("divergence") or {}
     interactive = sys.stdout.isatty()
     recorder = EpochRecorder(
@@ -172,7 +166,7 @@ def fit_model(
     if schedule is not None:
         callbacks.append(schedule)
     stopping = trainer.early_stopping
-    if stopping.enabled and inputs["validation_data"] is not None:
+    if stopping.enabled and has_validation:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=stopping.monitor,
@@ -185,6 +179,29 @@ def fit_model(
         callbacks.append(RichProgress(int(trainer.epochs), steps))
     callbacks.extend(user_callbacks(trainer.get("callbacks") or []))
     callbacks.append(CallbackState(backup, callbacks))  # last: the others' state after an epoch
+    return recorder, backup, callbacks
+
+
+def fit_model(
+    model: keras.Model,
+    cfg: DictConfig,
+    data,
+    out: Path,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Fits ``model`` with the configured callbacks; returns what the run's files need:
+    the per-epoch ``history`` rows, why it ``diverged`` (None if it did not) and
+    ``train_seconds`` (the epochs' seconds, those before a resume included). ``on_epoch``
+    gets each finished epoch's history row (an experiment tracker), once it is backed up.
+
+    Every finished epoch is backed up in ``out/backup``: a killed run given the same folder
+    goes on from there (``rundir.start_run`` keeps it only for the same config).
+    """
+    trainer = cfg.trainer
+    inputs = fit_inputs(cfg, data)
+    recorder, backup, callbacks = training_callbacks(
+        cfg, data, out, has_validation=inputs["validation_data"] is not None, on_epoch=on_epoch
+    )
     started = time.perf_counter()
     model.fit(
         **inputs,
