@@ -4,13 +4,13 @@ so a run logged live, one logged after a crash and one synced later look the sam
 
 from __future__ import annotations
 
-import csv
 import logging
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from emnist_bench.history import read_history
 from emnist_bench.report.runs import flat_config, load_run_config
 from emnist_bench.rundir import (
     COMPLETED,
@@ -66,18 +66,6 @@ def mlflow_status(status: str | None) -> str:
 def _chunks(items: list, size: int = BATCH) -> Iterator[list]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def read_history(run_dir: Path) -> list[dict[str, float]]:
-    """Every row of ``history.csv`` as numbers; empty when missing or unreadable."""
-    try:
-        with (run_dir / HISTORY).open(newline="") as handle:
-            return [
-                {key: float(value) for key, value in row.items() if value not in ("", None)}
-                for row in csv.DictReader(handle)
-            ]
-    except (OSError, ValueError):
-        return []
 
 
 def run_tags(run_dir: Path, metrics: dict[str, Any], name: str) -> dict[str, str]:
@@ -212,7 +200,7 @@ def complete_run(
     tags = run_tags(run_dir, metrics, name)
     for chunk in _chunks([RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v]):
         store.log_batch(run_id, tags=chunk)
-    rows = read_history(run_dir)
+    rows = read_history(run_dir / HISTORY)
     columns = sorted({key for row in rows for key in row} - {"epoch"})
     if logged is None:
         logged = logged_steps(store, run_id, columns)

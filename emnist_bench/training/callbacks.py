@@ -15,6 +15,7 @@ import keras
 from omegaconf import DictConfig
 
 from emnist_bench import config as config_lib
+from emnist_bench.history import read_history
 from emnist_bench.rundir import write_text
 from emnist_bench.training import schedules
 
@@ -56,19 +57,6 @@ def divergence(
             f"(1/{num_classes} = {1 / num_classes:.2%})"
         )
     return None
-
-
-def read_history(path: Path, before: int) -> list[dict[str, float]]:
-    """The rows of ``history.csv`` for the epochs before ``before`` (those a resumed run keeps)."""
-    try:
-        with path.open(newline="") as handle:
-            rows = [
-                {key: int(value) if key == "epoch" else float(value) for key, value in row.items()}
-                for row in csv.DictReader(handle)
-            ]
-    except (OSError, ValueError, TypeError):
-        return []
-    return [row for row in rows if row["epoch"] < before]
 
 
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:

@@ -17,6 +17,7 @@ from emnist_bench import config as config_lib
 from emnist_bench import models
 from emnist_bench.debug import profile_steps
 from emnist_bench.errors import ConfigError
+from emnist_bench.history import read_history
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
 from emnist_bench.training.backup import CallbackState, EpochBackup
 from emnist_bench.training.callbacks import (
@@ -24,7 +25,6 @@ from emnist_bench.training.callbacks import (
     EpochRecorder,
     RichProgress,
     learning_rate_callback,
-    read_history,
 )
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import keras_loss, loss_for
