@@ -6,8 +6,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ from hypothesis import strategies as st
 from emnist_bench.errors import UserError
 from emnist_bench.serve import command
 from tests.predict.hostile import header_only_png, png_bomb
-from tests.serve.test_serve import scan_png
+from tests.serve.test_serve import scan_png, serve_process
 
 ALLOWED = "http://localhost:3000"
 
@@ -229,12 +227,7 @@ def _peak_rss(pid: int) -> int:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
 def test_bombs_cost_a_running_server_under_1_gb_and_10_s_each(cnn_run, png):
     folder, _ = cnn_run
-    process = subprocess.Popen(
-        [sys.executable, "-m", "emnist_bench.serve", str(folder), "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    try:
-        url = process.stdout.readline().split(" on ", 1)[1].split()[0]
+    with serve_process(folder) as (process, url):
         port = int(url.rstrip("/").rsplit(":", 1)[1])
         server = SimpleNamespace(server_address=("127.0.0.1", port))
         assert request(server, "POST", "/predict", png, Content_Type="image/png")[0] == 200
@@ -247,6 +240,3 @@ def test_bombs_cost_a_running_server_under_1_gb_and_10_s_each(cnn_run, png):
             grown = _peak_rss(process.pid) - baseline
             print(f"{width} x {width}: {got} in {seconds:.2f} s, peak +{grown / 2**20:.0f} MB")
             assert got == status and seconds < 10 and grown < 2**30
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

@@ -10,6 +10,8 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,15 +59,24 @@ def scan_png(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def test_the_command_answers_on_127_0_0_1(cnn_run, tmp_path):
-    folder, _ = cnn_run
+@contextmanager
+def serve_process(folder: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python -m emnist_bench.serve FOLDER --port 0`` as a process of its own: (it, its URL),
+    read from the line it prints once it listens; terminated on leaving."""
     process = subprocess.Popen(
         [sys.executable, "-m", "emnist_bench.serve", str(folder), "--port", "0"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        line = process.stdout.readline()
-        url = line.split(" on ", 1)[1].split()[0]
+        yield process, process.stdout.readline().split(" on ", 1)[1].split()[0]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_the_command_answers_on_127_0_0_1(cnn_run, tmp_path):
+    folder, _ = cnn_run
+    with serve_process(folder) as (_, url):
         assert url.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(url, timeout=30) as page:
             assert b'id="pad"' in page.read()
@@ -73,9 +84,6 @@ def test_the_command_answers_on_127_0_0_1(cnn_run, tmp_path):
         status, answer = post(url + "predict", image.read_bytes())
         expected, _ = predict_files(folder, [image])
         assert status == 200 and answer["top"] == expected[0]["top"]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_page_files_info_and_errors(server, cnn_run):
