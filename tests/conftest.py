@@ -80,7 +80,7 @@ def tiny_idx(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def cnn_run(smoke_data, proxy_cache, tmp_path_factory):
-    """A 2-epoch CNN run on the smoke data (``tests.configs.CNN_RUN``): (its folder, metrics).
+    """A 1-epoch CNN run on the smoke data (``tests.configs.CNN_RUN``): (its folder, metrics).
 
     Batch norm, L2, dropout, a halving step-decay schedule and the logit-adjusted loss (saved
     as a Keras loss, so that plain Keras loads the model). Shared by the run, evaluate,
@@ -93,3 +93,58 @@ def cnn_run(smoke_data, proxy_cache, tmp_path_factory):
     out = tmp_path_factory.mktemp("cnn_run")
     metrics = run(compose_config(smoke_overrides(smoke_data, proxy_cache, *CNN_RUN), out))
     return out, metrics
+
+
+# --- the default suite trains small ----------------------------------------------------------
+
+# What a default (not slow) test may train: real training beyond seconds is marked slow.
+MAX_DEFAULT_TRAIN_IMAGES = 200
+MAX_DEFAULT_EPOCHS = 1
+
+
+def _oversized_runs(basetemp: Path) -> list[str]:
+    """Every run folder under ``basetemp`` that trained on more than the default suite allows,
+    read from the files the run wrote (so runs in subprocesses count too). A folder without
+    ``model.keras`` was written by a test, not trained (the report tests' made-up runs)."""
+    import json
+
+    import yaml
+
+    found = []
+    for metrics_file in sorted(basetemp.rglob("metrics.json")):
+        if not metrics_file.with_name("model.keras").exists():
+            continue
+        try:
+            metrics = json.loads(metrics_file.read_text())
+            cfg = yaml.safe_load(metrics_file.with_name("config.yaml").read_text())
+        except (OSError, ValueError, yaml.YAMLError):  # a test damaged or removed it on purpose
+            cfg = None
+        if not isinstance(metrics, dict) or "train_samples" not in metrics:
+            continue
+        epochs = [metrics.get("epochs_run") or 0]  # what trained: a diverged run stops early
+        if isinstance(cfg, dict):
+            tuner = cfg.get("tuner") or {}
+            if tuner.get("name", "none") != "none":
+                epochs.append(tuner.get("epochs") or 0)
+        images = metrics["train_samples"]
+        if images > MAX_DEFAULT_TRAIN_IMAGES or max(epochs) > MAX_DEFAULT_EPOCHS:
+            where = metrics_file.parent.relative_to(basetemp)
+            found.append(f"{where}: {images} training images, {max(epochs)} epochs")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_suite_trains_small(request, tmp_path_factory):
+    """Fails the session when a default test trained on more than 200 images or for more than
+    one epoch: such a test belongs in the slow suite (``@pytest.mark.slow``)."""
+    yield
+    if any(item.get_closest_marker("slow") for item in request.session.items):
+        return
+    oversized = _oversized_runs(tmp_path_factory.getbasetemp())
+    if oversized:
+        pytest.fail(
+            f"default tests train on at most {MAX_DEFAULT_TRAIN_IMAGES} images and "
+            f"{MAX_DEFAULT_EPOCHS} epoch; mark these slow or make them smaller: "
+            + "; ".join(oversized),
+            pytrace=False,
+        )

@@ -1,7 +1,7 @@
 """End-to-end runs on the smoke data (the real CSV proxy, or synthetic files of the same shape
 when ../shared is absent): every per-run artifact, metrics, determinism, divergence, skipping.
 
-The 2-epoch CNN run the tests share is the session fixture ``cnn_run`` (tests/conftest.py)."""
+The 1-epoch CNN run the tests share is the session fixture ``cnn_run`` (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from emnist_bench.run import run
+from emnist_bench.rundir import completed_metrics
 from tests.configs import CNN_RUN, compose_config, smoke_overrides
 
 ARTIFACTS = (
@@ -50,11 +51,11 @@ def test_metrics_hold_sane_values(cnn_run):
     assert metrics == json.loads(json.dumps(returned, default=float))
     assert metrics["status"] == "completed"
     assert metrics["test_samples"] == 470
-    assert metrics["train_samples"] + metrics["val_samples"] == 2350
-    assert metrics["val_samples"] == 470
-    assert metrics["epochs_run"] == 2
-    # 47 classes: chance is 2%; two epochs of a CNN do much better.
-    assert metrics["test_accuracy"] > 0.1
+    assert (metrics["train_samples"], metrics["val_samples"]) == (188, 47)  # 5 per class
+    assert metrics["epochs_run"] == 1
+    # That a model learns, well above chance, is checked on real data by the slow
+    # test_the_notebook_cnn_learns_the_real_proxy: one epoch on 188 images is too little.
+    assert 0 <= metrics["test_accuracy"] <= 1
     assert set(metrics["per_class"]) == set(CHARACTERS)
     assert {"precision", "recall", "f1", "support"} == set(metrics["per_class"]["A"])
     assert [c["support"] for c in metrics["per_class"].values()] == [10] * 47
@@ -95,7 +96,7 @@ def test_history_has_one_row_per_epoch_with_the_schedule(cnn_run):
     out, _ = cnn_run
     with (out / "history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert [int(r["epoch"]) for r in rows] == [0]
     assert set(rows[0]) >= {
         "loss",
         "accuracy",
@@ -105,7 +106,7 @@ def test_history_has_one_row_per_epoch_with_the_schedule(cnn_run):
         "seconds",
     }
     rates = [float(r["learning_rate"]) for r in rows]
-    assert rates == pytest.approx([1e-3, 5e-4])  # step decay, drop 0.5 every epoch
+    assert rates == pytest.approx([1e-3])  # the step decay's first epoch
     assert all(float(r["seconds"]) > 0 for r in rows)
 
 
@@ -127,7 +128,6 @@ def test_cli_mlp_run_writes_metrics(smoke_data, proxy_cache, tmp_path):
             "emnist_bench",
             "model=mlp",
             *smoke_overrides(smoke_data, proxy_cache),
-            "data.subset=20",
             f"hydra.run.dir={out}",
         ],
         capture_output=True,
@@ -138,7 +138,7 @@ def test_cli_mlp_run_writes_metrics(smoke_data, proxy_cache, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["model"] == "mlp"
-    assert metrics["train_samples"] + metrics["val_samples"] == 47 * 20
+    assert metrics["train_samples"] + metrics["val_samples"] == 47 * 5
     assert metrics["test_samples"] == 470
     assert metrics["test_accuracy"] == pytest.approx(accuracy_from_per_class(metrics))
     assert f"{metrics['test_accuracy']:.4f}" in result.stdout  # the summary table shows it
@@ -151,10 +151,8 @@ def test_deterministic_runs_agree(smoke_data, proxy_cache, tmp_path):
         smoke_data,
         proxy_cache,
         "model=cnn",
-        "data.subset=20",
         "trainer.deterministic=true",
         "trainer.seed=7",
-        "trainer.epochs=2",
     )
     first = run(compose_config(overrides, output_dir=tmp_path / "a"))
     second = run(compose_config(overrides, output_dir=tmp_path / "b"))
@@ -170,7 +168,6 @@ def test_divergence_is_detected_and_recorded(smoke_data, proxy_cache, tmp_path):
         smoke_data,
         proxy_cache,
         "model=mlp",
-        "data.subset=20",
         "optimizer=sgd",
         "optimizer.learning_rate=1e12",
         "trainer.epochs=3",
@@ -190,8 +187,11 @@ def test_a_completed_run_is_not_repeated(cnn_run, smoke_data, proxy_cache, monke
     monkeypatch.setattr(run_module, "_run", lambda *a: pytest.fail("re-ran a completed run"))
     again = run(compose_config(overrides, output_dir=out))
     assert again["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
-    with pytest.raises(pytest.fail.Exception):  # a changed config does run again
-        run(compose_config([*overrides, "trainer.seed=1"], output_dir=out))
+    # A changed config runs again. Asked of the check itself, not of run(), which would mark
+    # the folder other tests share as running.
+    changed = compose_config([*overrides, "trainer.seed=1"], output_dir=out)
+    assert completed_metrics(changed, out) is None
+    assert completed_metrics(compose_config(overrides, output_dir=out), out) is not None
 
 
 @pytest.mark.slow

@@ -60,7 +60,6 @@ def test_adam_at_learning_rate_1e4_ends_diverged_with_its_reason(smoke_data, pro
         "model=mlp",
         "optimizer=adam",
         "optimizer.learning_rate=1e4",
-        "data.subset=5",
         "trainer.epochs=3",
     )
     metrics = run(compose_config(overrides, output_dir=tmp_path))

@@ -14,7 +14,6 @@ from tests.configs import compose_config, smoke_overrides
 SEARCH = (
     "model=mlp",
     "tuner=random",
-    "data.subset=5",
     "tuner.max_trials=1",
     "tuner.epochs=1",
 )

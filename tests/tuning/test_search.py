@@ -25,8 +25,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def compose_cfg(smoke_data: Path, cache: Path, out: Path, *overrides: str) -> DictConfig:
-    """The real config on the smoke data (10 images per class): searches of two 1-epoch trials."""
-    tiny = ("data.subset=10", "tuner.max_trials=2", "tuner.epochs=1", *overrides)
+    """The real config on the smoke data (5 images per class): searches of two 1-epoch trials."""
+    tiny = ("tuner.max_trials=2", "tuner.epochs=1", *overrides)
     return compose_config(smoke_overrides(smoke_data, cache, *tiny), output_dir=out)
 
 
