@@ -68,19 +68,27 @@ def compose_config(
         return compose("config", overrides=overrides, return_hydra_config=hydra)
 
 
-def smoke_overrides(data_root: Path, cache: Path, *extra: str) -> list[str]:
-    """A 1-epoch run on 5 images per class of the small CSV folder (``smoke_data``): 188
-    training and 47 validation images, within what a default test may train (tests/conftest.py).
-    It scores the whole test file (470 images)."""
+def smoke_overrides(data_root: Path, cache: Path, *extra: str, subset: int | None = 5) -> list[str]:
+    """A 1-epoch run on ``subset`` images per class of the small CSV folder (``smoke_data``):
+    with the default 5, 188 training and 47 validation images, within what a default test may
+    train (tests/conftest.py). ``subset=None`` keeps every training image, for the slow tests
+    that need more than a few steps. It scores the whole test file (470 images)."""
     return [
-        f"data.root={data_root}",
-        f"data.cache_dir={cache}",
-        "data.subset=5",
+        *data_overrides(data_root, cache, subset=subset),
         "data.val_size=0.2",
-        "data.download=false",
         "trainer.epochs=1",
         "trainer.batch_size=64",
         *extra,
+    ]
+
+
+def data_overrides(data_root: Path, cache: Path, *, subset: int | None = 5) -> list[str]:
+    """The data of :func:`smoke_overrides` alone, offline, for presets that set the rest."""
+    return [
+        f"data.root={data_root}",
+        f"data.cache_dir={cache}",
+        f"data.subset={'null' if subset is None else subset}",
+        "data.download=false",
     ]
 
 

@@ -17,7 +17,7 @@ import pytest
 from emnist_bench import debug as debug_lib
 from emnist_bench.data import Dataset
 from emnist_bench.data.files import Mapping
-from tests.configs import compose_config, options, smoke_overrides
+from tests.configs import compose_config, data_overrides, options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,10 @@ def test_debug_fast_finishes_a_cnn_run_on_the_idx_proxy_in_under_30_seconds(
 @pytest.mark.slow
 def test_debug_overfit_fits_one_batch_and_says_so(smoke_data, proxy_cache, tmp_path):
     _, done = run_preset(
-        "debug=overfit", *smoke_overrides(smoke_data, proxy_cache)[:4], cwd=tmp_path
+        "debug=overfit",
+        *data_overrides(smoke_data, proxy_cache, subset=None),
+        "data.val_size=0.2",
+        cwd=tmp_path,
     )
     metrics = json.loads((only_run(tmp_path / "outputs" / "debug") / "metrics.json").read_text())
     assert metrics["train_samples"] == 128 and metrics["epochs_run"] == 100
@@ -139,7 +142,12 @@ def test_debug_overfit_fits_one_batch_and_says_so(smoke_data, proxy_cache, tmp_p
 
 @pytest.mark.slow
 def test_debug_profile_writes_a_trace(smoke_data, proxy_cache, tmp_path):
-    run_preset("debug=profile", *smoke_overrides(smoke_data, proxy_cache)[:4], cwd=tmp_path)
+    run_preset(
+        "debug=profile",
+        *data_overrides(smoke_data, proxy_cache, subset=None),
+        "data.val_size=0.2",
+        cwd=tmp_path,
+    )
     out = only_run(tmp_path / "outputs" / "debug")
     traces = list((out / "tensorboard").rglob("plugins/profile/*/*.xplane.pb"))
     assert len(traces) == 1 and traces[0].stat().st_size > 0

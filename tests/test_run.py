@@ -205,6 +205,7 @@ def test_the_notebook_cnn_learns_the_real_proxy(idx_proxy, proxy_cache, tmp_path
         "data.val_size=10000",
         "trainer.epochs=3",
         "trainer.batch_size=128",
+        subset=None,
     )
     metrics = run(compose_config(overrides, output_dir=tmp_path))
     assert metrics["status"] == "completed" and metrics["data_layout"] == "idx"

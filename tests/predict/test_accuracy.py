@@ -28,7 +28,7 @@ def proxy_run(csv_proxy, proxy_cache, tmp_path_factory):
     from tests.configs import compose_config, smoke_overrides
 
     out = tmp_path_factory.mktemp("proxy_run")
-    overrides = smoke_overrides(csv_proxy, proxy_cache, *MODEL, "data.val_size=0.1")
+    overrides = smoke_overrides(csv_proxy, proxy_cache, *MODEL, "data.val_size=0.1", subset=None)
     return out, run(compose_config(overrides, out))
 
 

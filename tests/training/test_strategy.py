@@ -42,7 +42,9 @@ TWO_DEVICES = textwrap.dedent(
 
     data, cache, out = map(Path, sys.argv[1:4])
     extra = ("model=cnn", "trainer.strategy=mirrored", "trainer.sample_grid=4")
-    metrics = run(compose_config(smoke_overrides(data, cache, *extra), out))
+    # Every training image: with 5 per class, the 47 validation images split 24/23 over the two
+    # devices, and Keras's evaluate under MirroredStrategy fails on a batch that splits unevenly.
+    metrics = run(compose_config(smoke_overrides(data, cache, *extra, subset=None), out))
     print(json.dumps({
         "devices": [list(strategy.extended.worker_devices) for strategy in made],
         "status": metrics["status"],
