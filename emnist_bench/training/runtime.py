@@ -80,3 +80,21 @@ def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManage
         )
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices]).scope()
+
+
+def check_validation_splits(validation_images: int, batch_size: int, replicas: int) -> None:
+    """Refuses, before the first epoch, a validation split whose last batch the devices of a
+    ``mirrored`` run cannot share evenly: Keras's evaluation under ``MirroredStrategy`` fails on
+    such a batch (AddN of unequal shapes) after a whole epoch of training.
+
+    Raises:
+        ConfigError: naming the batch and a validation size that works.
+    """
+    last = validation_images % batch_size or batch_size
+    if replicas > 1 and validation_images and last % replicas:
+        raise ConfigError(
+            f"trainer.strategy=mirrored: the last validation batch holds {last} images, which "
+            f"{replicas} devices cannot share evenly; use data.val_size="
+            f"{validation_images + replicas - last % replicas} or a trainer.batch_size that leaves a "
+            f"multiple of {replicas}"
+        )

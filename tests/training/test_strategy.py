@@ -83,3 +83,31 @@ def test_an_unknown_strategy_is_one_config_error():
         distribution_scope("parameter_server")
     with distribution_scope(None):
         pass  # one device: nothing to set up
+
+
+@pytest.mark.parametrize(
+    ("images", "batch_size", "replicas", "fits"),
+    [
+        (47, 64, 2, False),
+        (46, 64, 2, True),
+        (47, 64, 1, True),
+        (0, 64, 2, True),
+        (130, 64, 4, False),
+    ],
+)
+def test_a_validation_batch_the_devices_cannot_share_is_refused_before_training(
+    images, batch_size, replicas, fits
+):
+    """Keras's evaluation under MirroredStrategy fails on a batch that does not split evenly
+    (tests/training/test_strategy.py's run hit it with 47 validation images on 2 devices), so
+    the run refuses it before the first epoch, naming a validation size that works."""
+    from emnist_bench.training.runtime import check_validation_splits
+
+    if fits:
+        check_validation_splits(images, batch_size, replicas)
+        return
+    last = images % batch_size
+    with pytest.raises(ConfigError, match=f"last validation batch holds {last} images") as error:
+        check_validation_splits(images, batch_size, replicas)
+    working = int(str(error.value).split("data.val_size=")[1].split()[0])
+    assert (working % batch_size) % replicas == 0 and images < working < images + replicas
