@@ -92,9 +92,9 @@ def check_validation_splits(validation_images: int, batch_size: int, replicas: i
     """
     last = validation_images % batch_size or batch_size
     if replicas > 1 and validation_images and last % replicas:
+        working = validation_images + replicas - last % replicas
         raise ConfigError(
             f"trainer.strategy=mirrored: the last validation batch holds {last} images, which "
-            f"{replicas} devices cannot share evenly; use data.val_size="
-            f"{validation_images + replicas - last % replicas} or a trainer.batch_size that leaves a "
-            f"multiple of {replicas}"
+            f"{replicas} devices cannot share evenly; use data.val_size={working} or a "
+            f"trainer.batch_size that leaves a multiple of {replicas}"
         )
