@@ -83,15 +83,23 @@ def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManage
 
 
 def check_validation_splits(validation_images: int, batch_size: int, replicas: int) -> None:
-    """Refuses, before the first epoch, a validation split whose last batch the devices of a
+    """Refuses, before the first epoch, a validation split with a batch the devices of a
     ``mirrored`` run cannot share evenly: Keras's evaluation under ``MirroredStrategy`` fails on
-    such a batch (AddN of unequal shapes) after a whole epoch of training.
+    such a batch (AddN of unequal shapes) after a whole epoch of training. Training batches may
+    split unevenly; only evaluation fails.
 
     Raises:
-        ConfigError: naming the batch and a validation size that works.
+        ConfigError: naming the batch and a setting that works.
     """
+    if replicas < 2 or not validation_images:
+        return
+    if validation_images >= batch_size and batch_size % replicas:
+        raise ConfigError(
+            f"trainer.strategy=mirrored: trainer.batch_size={batch_size} cannot be shared evenly "
+            f"by {replicas} devices; use a multiple of {replicas}"
+        )
     last = validation_images % batch_size or batch_size
-    if replicas > 1 and validation_images and last % replicas:
+    if last % replicas:
         working = validation_images + replicas - last % replicas
         raise ConfigError(
             f"trainer.strategy=mirrored: the last validation batch holds {last} images, which "

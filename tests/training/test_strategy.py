@@ -111,3 +111,13 @@ def test_a_validation_batch_the_devices_cannot_share_is_refused_before_training(
         check_validation_splits(images, batch_size, replicas)
     working = int(str(error.value).split("data.val_size=")[1].split()[0])
     assert (working % batch_size) % replicas == 0 and images < working < images + replicas
+
+
+def test_a_validation_batch_size_the_devices_cannot_share_is_refused():
+    """Full batches count too: 128 validation images in batches of 63 leave a last batch of 2,
+    which splits evenly, but each batch of 63 does not."""
+    from emnist_bench.training.runtime import check_validation_splits
+
+    with pytest.raises(ConfigError, match="trainer.batch_size=63 cannot be shared evenly by 2"):
+        check_validation_splits(128, 63, 2)
+    check_validation_splits(10, 63, 2)  # one batch of 10: no batch of 63 is ever evaluated
