@@ -161,9 +161,17 @@ def _run(cfg: DictConfig, out: Path, resuming: bool, tracker: RunTracker) -> dic
     from emnist_bench.training.fit import build_model, compile_model, fit_model, savable_model
     from emnist_bench.training.losses import class_prior
     from emnist_bench.training.precision import choose_precision
-    from emnist_bench.training.runtime import configure_runtime, distribution_scope
+    from emnist_bench.training.runtime import (
+        check_validation_splits,
+        configure_runtime,
+        distribution_scope,
+        replica_count,
+    )
 
     configure_runtime(cfg.trainer)
+    # Before the search too: a batch the devices cannot share would fail only after it.
+    replicas = replica_count(cfg.trainer.get("strategy"))
+    check_validation_splits(len(data.y_val), int(cfg.trainer.batch_size), replicas)
     import keras
 
     policy = choose_precision(cfg, data.num_classes, len(data.y_train), resolve_cache_dir(cfg.data))

@@ -74,12 +74,25 @@ def distribution_scope(strategy: str | None) -> contextlib.AbstractContextManage
     """
     if not strategy:
         return contextlib.nullcontext()
+    return tf.distribute.MirroredStrategy(_devices(strategy)).scope()
+
+
+def replica_count(strategy: str | None) -> int:
+    """How many devices share each batch under ``trainer.strategy`` (1 for none).
+
+    Raises:
+        ConfigError: for an unknown strategy.
+    """
+    return len(_devices(strategy)) if strategy else 1
+
+
+def _devices(strategy: str) -> list[str]:
     if strategy not in STRATEGIES:
         raise ConfigError(
             f"trainer.strategy={strategy} must be null or one of: {', '.join(STRATEGIES)}"
         )
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([device.name for device in devices]).scope()
+    return [device.name for device in devices]
 
 
 def check_validation_splits(validation_images: int, batch_size: int, replicas: int) -> None:

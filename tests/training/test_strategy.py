@@ -121,3 +121,26 @@ def test_a_validation_batch_size_the_devices_cannot_share_is_refused():
     with pytest.raises(ConfigError, match="trainer.batch_size=63 cannot be shared evenly by 2"):
         check_validation_splits(128, 63, 2)
     check_validation_splits(10, 63, 2)  # one batch of 10: no batch of 63 is ever evaluated
+
+
+def test_a_search_under_mirrored_is_refused_before_it_starts(
+    smoke_data, proxy_cache, tmp_path, monkeypatch
+):
+    """The check runs before the keras-tuner search as well, so a run the devices cannot
+    train is refused at once, not after the whole search."""
+    from emnist_bench.run import run
+    from emnist_bench.training import runtime
+    from emnist_bench.tuning import search
+    from tests.configs import compose_config, smoke_overrides
+
+    monkeypatch.setattr(runtime, "replica_count", lambda strategy: 2)
+
+    def searched(*args, **kwargs):
+        raise AssertionError("the search started")
+
+    monkeypatch.setattr(search, "search", searched)
+    extra = ("model=cnn", "tuner=random", "trainer.strategy=mirrored")
+    cfg = compose_config(smoke_overrides(smoke_data, proxy_cache, *extra), tmp_path / "run")
+    with pytest.raises(ConfigError, match="last validation batch holds 47 images"):
+        run(cfg)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["status"] == "failed"
