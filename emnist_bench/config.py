@@ -265,6 +265,7 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "pool_size": int(model.pool_size),
         "pool_every": int(model.get("pool_every", 1)),
         "pool_after": None if model.get("pool_after") is None else list(model.pool_after),
+        "pool_first": bool(model.get("pool_first", False)),
         "dense_units": list(model.dense_units),
         "conv_activations": per_layer("conv_activations", activation, blocks),
         "conv_dropout_rates": per_layer("conv_dropout_rates", dropout, blocks),

@@ -88,12 +88,15 @@ def _hidden_block(
     bn_momentum: float,
     dropout: float,
     pool: layers.Layer | None = None,
+    pool_first: bool = False,
 ):
     x = layer(x)
+    if pool is not None and pool_first:
+        x = pool(x)
     if batch_norm:
         x = BatchNormalization(momentum=bn_momentum)(x)
     x = activation_layer(activation, negative_slope)(x)
-    if pool is not None:
+    if pool is not None and not pool_first:
         x = pool(x)
     if dropout > 0:
         x = layers.Dropout(dropout)(x)
@@ -157,6 +160,7 @@ def build_cnn(
     pool_size: int = 2,
     pool_every: int = 1,
     pool_after: Sequence[int] | None = None,
+    pool_first: bool = False,
     dense_units: Sequence[int] = (128,),
     conv_activations: str | Sequence[str] = "relu",
     conv_dropout_rates: float | Sequence[float] = 0.0,
@@ -173,7 +177,10 @@ def build_cnn(
     """Builds a CNN: at least two conv blocks (conv, BN, activation, pool, dropout), then a
     dense head and a softmax output. Pooling follows every ``pool_every``-th block (2 gives
     VGG-style pairs of convolutions), or the blocks numbered (from 1) in ``pool_after``, which
-    lets a network spend few convolutions at full resolution and more on smaller maps."""
+    lets a network spend few convolutions at full resolution and more on smaller maps.
+    ``pool_first`` pools straight after the convolution, so batch normalization and the
+    activation work on a quarter of the values: a different network (the statistics are the
+    pooled map's), cheaper to train (benchmarks/RESULTS.md)."""
     if len(conv_filters) < MIN_CNN_CONV_BLOCKS:
         raise ValueError(
             f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv layers, got {len(conv_filters)}"
@@ -199,7 +206,9 @@ def build_cnn(
             filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
         )
         pool = pool_layer(pool_size, padding="same") if pool_layer and number in pooled else None
-        x = _hidden_block(x, conv, activation=activation, dropout=dropout, pool=pool, **block)
+        x = _hidden_block(
+            x, conv, activation=activation, dropout=dropout, pool=pool, pool_first=pool_first, **block
+        )
     x = layers.Flatten()(x)
     x = _dense_blocks(x, dense_units, dense_activations, dense_dropout_rates, regularizer, **block)
     return keras.Model(inputs, _classes(x, num_classes), name=name)

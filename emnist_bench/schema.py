@@ -208,6 +208,7 @@ class CNNSchema:
     pool_size: int = 2
     pool_every: int = bounded(1, ge=1)
     pool_after: list[int] | None = None
+    pool_first: bool = False
     dense_units: list[int] = bounded(ge=1)
     conv_activations: list[ActivationName] | None = None
     conv_dropout_rates: list[float] | None = bounded(None, **RATE)

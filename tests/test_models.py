@@ -154,6 +154,23 @@ def test_pool_after_places_pooling_after_the_numbered_blocks():
     ]  # fmt: skip
 
 
+def test_pool_first_pools_before_normalization_and_activation():
+    """model.pool_first moves each pooling layer to straight after its convolution: the same
+    map sizes and weights, with batch norm and the activation on the pooled map."""
+    overrides = ("model=cnn", "model.conv_filters=[16,32]", "batch_norm=on", "dropout=off")
+    later, _ = build(*overrides)
+    first, _ = build(*overrides, "model.pool_first=true")
+
+    def kinds(model):
+        wanted = (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.BatchNormalization)
+        return [type(layer).__name__ for layer in model.layers if isinstance(layer, wanted)]
+
+    assert kinds(later)[:3] == ["Conv2D", "BatchNormalization", "MaxPooling2D"]
+    assert kinds(first)[:3] == ["Conv2D", "MaxPooling2D", "BatchNormalization"]
+    assert first.output.shape == later.output.shape
+    assert first.count_params() == later.count_params()
+
+
 @pytest.mark.parametrize(
     "policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)]
 )
