@@ -195,6 +195,7 @@ def build_cnn(
         raise ValueError(f"pooling must be one of {sorted(POOLING)}, got {pooling!r}")
     pooled, pool_layer = _pooled_blocks(blocks, pool_every, pool_after), POOLING[pooling]
     block = {"negative_slope": negative_slope, "batch_norm": batch_norm, "bn_momentum": bn_momentum}
+    conv_block = {**block, "pool_first": pool_first}
     inputs, x = _inputs(augmentation)
     if not augmentation:
         x = layers.Reshape((*IMAGE_SHAPE, 1))(x)
@@ -206,9 +207,7 @@ def build_cnn(
             filters, size, padding=padding, use_bias=not batch_norm, kernel_regularizer=regularizer
         )
         pool = pool_layer(pool_size, padding="same") if pool_layer and number in pooled else None
-        x = _hidden_block(
-            x, conv, activation=activation, dropout=dropout, pool=pool, pool_first=pool_first, **block
-        )
+        x = _hidden_block(x, conv, activation=activation, dropout=dropout, pool=pool, **conv_block)
     x = layers.Flatten()(x)
     x = _dense_blocks(x, dense_units, dense_activations, dense_dropout_rates, regularizer, **block)
     return keras.Model(inputs, _classes(x, num_classes), name=name)
