@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
@@ -20,7 +21,7 @@ from tests.configs import compose_config
 NUM_CLASSES = 47
 
 
-@pytest.mark.parametrize("preset", ["best_cnn", "speedrun_cnn"])
+@pytest.mark.parametrize("preset", ["best_cnn", "speedrun_cnn", "speedrun_cnn_avx2"])
 def test_cnn_presets_are_convolutions_and_a_dense_head(preset):
     cfg = compose_config([f"+experiment={preset}"])
     config_lib.validate(cfg)
@@ -33,6 +34,26 @@ def test_cnn_presets_are_convolutions_and_a_dense_head(preset):
     assert len(convs) == len(cfg.model.conv_filters) >= 2
     assert len(dense) == len(cfg.model.dense_units) + 1 and min(dense) > max(convs)
     assert cfg.data.class_weight == "logit_adjusted" and cfg.trainer.label_smoothing > 0
+
+
+def test_the_avx2_speedrun_is_the_speedrun_at_about_half_the_arithmetic():
+    """Multiply-adds of the convolutions and dense layers per image, from the built models."""
+
+    def multiply_adds(preset: str) -> int:
+        model = training.build_model(compose_config([f"+experiment={preset}"]), NUM_CLASSES)
+        total = 0
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                _, height, width, filters = layer.output.shape
+                total += height * width * filters * int(np.prod(layer.kernel.shape[:-1]))
+            elif isinstance(layer, keras.layers.Dense):
+                total += int(np.prod(layer.kernel.shape))
+        return total
+
+    ratio = multiply_adds("speedrun_cnn_avx2") / multiply_adds("speedrun_cnn")
+    assert 0.4 < ratio < 0.6
+    cfg = compose_config(["+experiment=speedrun_cnn_avx2"])
+    assert cfg.model.pool_first and cfg.trainer.batch_size == 256
 
 
 def test_best_mlp_is_networks_of_only_dense_layers_with_batch_norm_and_dropout():
