@@ -1,16 +1,26 @@
-"""benchmarks/frontier.py: the time-accuracy frontier drawn from time_to_accuracy's curves."""
+"""The benchmark scripts' own logic: the time-accuracy frontier drawn from time_to_accuracy's
+curves (benchmarks/frontier.py) and the shifted test images (benchmarks/shift_ensemble.py)."""
 
 import importlib.util
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "frontier.py"
-spec = importlib.util.spec_from_file_location("frontier", SCRIPT)
-frontier = importlib.util.module_from_spec(spec)
-sys.modules["frontier"] = frontier  # dataclasses look their module up there
-spec.loader.exec_module(frontier)
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def script(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+frontier = script("frontier")
+shift_ensemble = script("shift_ensemble")
 
 
 def write_curves(path: Path, rows: list[tuple]) -> Path:
@@ -55,3 +65,13 @@ def test_a_malformed_or_missing_curve_is_a_one_line_error(tmp_path):
         frontier.parse_curve(f"AVX2:EPYC={tmp_path / 'none.csv'}")
     curves = write_curves(tmp_path / "curves.csv", [])
     assert frontier.parse_curve(f"AVX2:EPYC laptop={curves}") == ("AVX2", "EPYC laptop", curves)
+
+
+def test_a_shift_moves_the_character_a_pixel_and_fills_the_edge_with_background():
+    images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 251 + 1
+    down = shift_ensemble.shifted(images, 1, 0)
+    assert down.shape == images.shape
+    assert (down[:, 1:] == images[:, :-1]).all() and (down[:, 0] == 0).all()
+    left = shift_ensemble.shifted(images, 0, -1)
+    assert (left[:, :, :-1] == images[:, :, 1:]).all() and (left[:, :, -1] == 0).all()
+    assert (shift_ensemble.shifted(images, 0, 0) == images).all()
