@@ -52,7 +52,7 @@ class Point:
 
 def parse_curve(spec: str) -> tuple[str, str, Path]:
     """``ISA:LABEL=PATH`` as its three parts; a malformed one is a one-line error."""
-    head, _, path = spec.partition("=")
+    head, _, path = spec.rpartition("=")  # a label may hold "=" (an override)
     isa, _, label = head.partition(":")
     if not (path and isa and label):
         raise SystemExit(f"--curve {spec!r}: expected ISA:LABEL=PATH, e.g. AVX2:EPYC=curves.csv")

@@ -180,7 +180,7 @@ def build_cnn(
     lets a network spend few convolutions at full resolution and more on smaller maps.
     ``pool_first`` pools straight after the convolution, so batch normalization and the
     activation work on a quarter of the values: a different network (the statistics are the
-    pooled map's), cheaper to train (benchmarks/RESULTS.md)."""
+    pooled map's), at most about a tenth cheaper to train (benchmarks/RESULTS.md)."""
     if len(conv_filters) < MIN_CNN_CONV_BLOCKS:
         raise ValueError(
             f"a CNN needs at least {MIN_CNN_CONV_BLOCKS} conv layers, got {len(conv_filters)}"
