@@ -160,7 +160,7 @@ def _run(cfg: DictConfig, out: Path, resuming: bool, tracker: RunTracker) -> dic
     from emnist_bench.evaluate.artifacts import write_run_files
     from emnist_bench.training.fit import build_model, compile_model, fit_model, savable_model
     from emnist_bench.training.losses import class_prior
-    from emnist_bench.training.precision import choose_precision
+    from emnist_bench.training.precision import choose_precision, speedrun_hint
     from emnist_bench.training.runtime import (
         check_validation_splits,
         configure_runtime,
@@ -176,6 +176,8 @@ def _run(cfg: DictConfig, out: Path, resuming: bool, tracker: RunTracker) -> dic
 
     policy = choose_precision(cfg, data.num_classes, len(data.y_train), resolve_cache_dir(cfg.data))
     keras.mixed_precision.set_global_policy(policy)
+    if hint := speedrun_hint(str(cfg.model.name), policy):
+        log.warning(hint)
     if cfg.tuner.name != "none":
         from emnist_bench.tuning.search import search
 

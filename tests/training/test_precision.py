@@ -124,6 +124,22 @@ def test_real_measurement_times_both_policies_and_keeps_the_seed(tmp_path, bfloa
     keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.parametrize(
+    ("model", "policy", "hinted"),
+    [
+        ("speedrun_cnn", "float32", True),
+        ("speedrun_cnn", "mixed_bfloat16", False),
+        ("speedrun_cnn_avx2", "float32", False),
+        ("best_cnn", "float32", False),
+    ],
+)
+def test_the_speedrun_in_float32_names_the_preset_sized_for_it(model, policy, hinted):
+    hint = precision_lib.speedrun_hint(model, policy)
+    assert (hint is not None) == hinted
+    if hinted:
+        assert "+experiment=speedrun_cnn_avx2" in hint and "\n" not in hint
+
+
 @pytest.mark.parametrize("variable", provenance.ISA_CAP_VARIABLES)
 def test_auto_is_float32_without_measuring_under_a_cap_below_bfloat16(
     tmp_path, amx_cpu, monkeypatch, variable
