@@ -169,7 +169,8 @@ def _run(cfg: DictConfig, out: Path, resuming: bool, tracker: RunTracker) -> dic
     )
 
     configure_runtime(cfg.trainer)
-    # Before the search too: a batch the devices cannot share would fail only after it.
+    # Before any search or epoch: Keras's evaluation under MirroredStrategy fails on a batch
+    # the devices cannot share, only after the first epoch.
     replicas = replica_count(cfg.trainer.get("strategy"))
     check_validation_splits(len(data.y_val), int(cfg.trainer.batch_size), replicas)
     import keras

@@ -28,7 +28,6 @@ from emnist_bench.training.callbacks import (
 )
 from emnist_bench.training.inputs import fit_inputs
 from emnist_bench.training.losses import keras_loss, loss_for
-from emnist_bench.training.runtime import check_validation_splits
 
 
 def augmentation_layers(augment: DictConfig) -> list[keras.layers.Layer]:
@@ -199,8 +198,6 @@ def fit_model(
     goes on from there (``rundir.start_run`` keeps it only for the same config).
     """
     trainer = cfg.trainer
-    replicas = model.distribute_strategy.num_replicas_in_sync
-    check_validation_splits(len(data.y_val), int(trainer.batch_size), replicas)
     inputs = fit_inputs(cfg, data)
     recorder, backup, callbacks = training_callbacks(
         cfg, data, out, has_validation=inputs["validation_data"] is not None, on_epoch=on_epoch
