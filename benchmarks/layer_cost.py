@@ -31,6 +31,7 @@ VARIANTS = {
     "model.pool_first=true": ["model.pool_first=true"],
     "batch_norm=off": ["batch_norm=off"],
     "dropout=off": ["dropout=off"],
+    "model.crop=2": ["model.crop=2"],
 }
 """Each variant's overrides on top of the preset."""
 

@@ -245,6 +245,7 @@ def model_arguments(cfg: DictConfig, num_classes: int) -> dict[str, Any]:
         "l1": float(regularization.l1),
         "l2": float(regularization.l2),
         "negative_slope": float(cfg.activation.get("negative_slope", 0.2)),
+        "crop": int(model.get("crop") or 0),
         "name": str(model.name),
     }
     activation = str(cfg.activation.name)

@@ -173,6 +173,11 @@ class DebugSchema:
 
 RATE = {"ge": 0, "lt": 1}
 MEMBERS = "1: one network, 2 or more: an ensemble of that many"
+CROP = {
+    "ge": 0,
+    "lt": 10,
+    "why": "pixels cut from each side of the 28x28 image; 2 loses almost no ink",
+}
 
 
 @dataclass
@@ -189,6 +194,7 @@ class MLPSchema:
     activations: list[ActivationName] | None = None
     dropout_rates: list[float] | None = bounded(None, **RATE)
     members: int = bounded(1, ge=1, why=MEMBERS)
+    crop: int = bounded(0, **CROP)
 
 
 @dataclass
@@ -215,6 +221,7 @@ class CNNSchema:
     dense_activations: list[ActivationName] | None = None
     dense_dropout_rates: list[float] | None = bounded(None, **RATE)
     members: int = bounded(1, ge=1, why=MEMBERS)
+    crop: int = bounded(0, **CROP)
 
 
 @dataclass

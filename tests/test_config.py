@@ -141,6 +141,10 @@ def test_required_technique_grid_is_available():
         (["regularization=l1", "regularization.l2=1e-4"], "regularization.l2=0.0001 has no"),
         (["regularization.l1=1e-5"], "regularization.l1=1e-05 has no place in regularization=none"),
         (["model=cnn", "model.pool_after=[1,3]"], "model.pool_after=[1, 3] must number conv"),
+        (
+            ["model=cnn", "model.crop=10"],
+            "model.crop=10 must be in [0, 10) (pixels cut from each side",
+        ),
         (["optimizer=sgd", "optimizer.name=adam"], "optimizer.name=adam does not take the keys"),
         (["lr_schedule.name=cosine"], "choose lr_schedule=cosine instead"),
     ],

@@ -171,6 +171,27 @@ def test_pool_first_pools_before_normalization_and_activation():
     assert first.count_params() == later.count_params()
 
 
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_crop_cuts_the_frame_inside_the_model(family):
+    """model.crop=2: every layer sees the inner 24x24 pixels, the model still takes 28x28
+    images, and what it predicts depends on those pixels alone."""
+    cropped, _ = build(f"model={family}", "model.crop=2", "dropout=off")
+    full, _ = build(f"model={family}", "dropout=off")
+    first = layers_of(cropped, keras.layers.Dense if family == "mlp" else keras.layers.Conv2D)[0]
+    if family == "mlp":
+        assert first.kernel.shape[0] == 24 * 24
+    else:
+        assert first.output.shape[1:3] == (24, 24)
+        assert layers_of(full, keras.layers.Conv2D)[0].output.shape[1:3] == (28, 28)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28)).astype("uint8")
+    framed = images.copy()
+    framed[:, :2], framed[:, -2:], framed[:, :, :2], framed[:, :, -2:] = 255, 255, 255, 255
+    np.testing.assert_allclose(
+        cropped.predict(images, verbose=0), cropped.predict(framed, verbose=0)
+    )
+    assert not np.allclose(full.predict(images, verbose=0), full.predict(framed, verbose=0))
+
+
 @pytest.mark.parametrize(
     "policy", ["float32", pytest.param("mixed_bfloat16", marks=needs_bfloat16_kernels)]
 )

@@ -27,8 +27,9 @@ RUNS = {
         "trainer.label_smoothing=0.1",
         "lr_schedule=cosine",
         "dropout=on",
+        "model.crop=2",
     ),
-    "cnn": (*CONV, "lr_schedule=one_cycle", "regularization=l2"),
+    "cnn": (*CONV, "lr_schedule=one_cycle", "regularization=l2", "model.crop=2"),
     "cnn_batch_norm": (*CONV, "batch_norm=on", "lr_schedule=step_decay", "optimizer=rmsprop"),
     "cnn_ensemble": (
         *CONV,
