@@ -115,7 +115,7 @@ def _inputs(augmentation: Sequence[layers.Layer] = (), crop: int = 0):
     for layer in augmentation:
         x = layer(x)
     if crop:
-        # EMNIST centres each character in a 2-pixel frame: the outer 2 pixels hold under a
+        # EMNIST centres each character in a 2-pixel frame: the outer 2 pixels hold about a
         # thousandth of the ink, and every layer after them costs (28 - 2 crop)^2 / 28^2.
         x = layers.Cropping2D(crop, name="crop")(x)
     return inputs, x
