@@ -7,11 +7,13 @@ not guess from the CPU flags alone. On a CPU that has native bfloat16, and where
 times a few training steps in each candidate policy (alternating, the fastest of five rounds)
 and keeps the fastest; bfloat16 must win by at least ``MARGIN``, or float32 (exact, and what
 every other machine gives) stays. The choice is cached per CPU model, ISA cap, TensorFlow
-version, thread pools, model and batch size in ``precision.json`` in the data cache folder, so
-a sweep measures each architecture once. On a GPU ``auto`` is mixed float16; on a CPU without
-bfloat16, or with oneDNN capped below it, float32. A short run (fewer than ``MEASURE_FROM``
-training images over all its epochs: smoke runs, tests) is not worth the half minute a
-measurement takes and goes by the CPU flags and the cap alone.
+version, thread pools, model and batch size in ``precision.json`` in the data cache folder,
+and kept once ``MEASUREMENTS`` runs have measured it (each policy's fastest step over all of
+them), so a sweep measures each architecture twice, and one measurement taken in a slow spell
+of a shared host does not fix a wrong choice for good. On a GPU ``auto`` is mixed float16; on a
+CPU without bfloat16, or with oneDNN capped below it, float32. A short run (fewer than
+``MEASURE_FROM`` training images over all its epochs: smoke runs, tests) is not worth the half
+minute a measurement takes and goes by the CPU flags and the cap alone.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ process may hold one of two cores for a whole round), so each policy is scored b
 round, as ``timeit`` advises, not by the median."""
 EXECUTIONS = 2
 """Timed calls into TensorFlow per round, each ``trainer.steps_per_execution`` steps."""
+MEASUREMENTS = 2
+"""Runs that measure a model before its cached choice is final. On a noisy host one run's five
+rounds can all fall in a slow spell for one policy (an EPYC measured a CNN's bfloat16 step at
+0.160 s against 0.094-0.099 s in runs of the same network beside it), and the choice would
+cost every later run of that model; pooling the fastest steps of two runs overrules it."""
 
 
 def measurement_key(cfg: DictConfig, num_classes: int) -> str:
@@ -133,21 +140,35 @@ def choose_precision(
         return guess
     key = measurement_key(cfg, num_classes)
     path = cache_dir / CACHE if cache_dir else None
-    cached = _read(path)
-    if key in cached:
-        return cached[key]["policy"]
+    earlier = _entry(_read(path).get(key))
+    if earlier and earlier["measurements"] >= MEASUREMENTS:
+        return earlier["policy"]
     seconds = measure(cfg, num_classes, CPU_CANDIDATES)
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(cfg.trainer.seed))
+    measurements = 1
+    if earlier:  # noise only ever adds time: each policy's fastest step of both runs
+        seconds = {
+            name: min(value, earlier["seconds_per_step"][name]) for name, value in seconds.items()
+        }
+        measurements += earlier["measurements"]
     policy, cpu = fastest(seconds), cpu_description()
     log.info(
-        "trainer.precision=auto: %s (seconds per step: %s), measured for this model on %s",
+        "trainer.precision=auto: %s (seconds per step: %s), measured for this model on %s "
+        "(%d of %d measurements)",
         policy,
         ", ".join(f"{name} {value:.4f}" for name, value in seconds.items()),
         cpu,
+        measurements,
+        MEASUREMENTS,
     )
     if path is not None:
-        entry = {"policy": policy, "seconds_per_step": seconds, "cpu": cpu}
+        entry = {
+            "policy": policy,
+            "seconds_per_step": seconds,
+            "measurements": measurements,
+            "cpu": cpu,
+        }
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_json(path, {**_read(path), key: entry})
@@ -166,6 +187,20 @@ def speedrun_hint(model_name: str, policy: str) -> str | None:
         "speedrun_cnn is sized for CPUs with bfloat16 units and this run trains in float32: "
         "+experiment=speedrun_cnn_avx2 is the speedrun that fits 10 minutes on 2 cores there"
     )
+
+
+def _entry(entry: Any) -> dict[str, Any] | None:
+    """A cached measurement with what pooling needs, or None (measure afresh); an entry without
+    a count of its measurements holds one."""
+    if not isinstance(entry, dict) or entry.get("policy") not in CPU_CANDIDATES:
+        return None
+    seconds = entry.get("seconds_per_step")
+    if not isinstance(seconds, dict) or not all(
+        isinstance(seconds.get(name), int | float) for name in CPU_CANDIDATES
+    ):
+        return None
+    measurements = entry.get("measurements", 1)
+    return {**entry, "measurements": measurements if isinstance(measurements, int) else 1}
 
 
 def _read(path: Path | None) -> dict[str, Any]:
