@@ -70,6 +70,13 @@ def test_metrics_hold_sane_values(cnn_run):
     throughput = metrics["train_samples"] * metrics["epochs_run"] / metrics["train_seconds"]
     assert metrics["train_images_per_second"] == pytest.approx(throughput)
     assert metrics["params"] > 10_000
+    # The confused pairs count the test errors, no pair twice; all of them when few pairs.
+    pairs = metrics["confused_pairs"]
+    errors = round((1 - metrics["test_accuracy"]) * metrics["test_samples"])
+    assert 0 < len(pairs) <= 10 and sum(p["errors"] for p in pairs) <= errors
+    assert len({frozenset(p["pair"]) for p in pairs}) == len(pairs)
+    assert [p["errors"] for p in pairs] == sorted((p["errors"] for p in pairs), reverse=True)
+    assert pairs[0]["share_of_errors"] == pytest.approx(pairs[0]["errors"] / errors)
     assert {
         k: metrics[k]
         for k in (
@@ -116,6 +123,8 @@ def test_classification_report_names_every_character(cnn_run):
     lines = {line.split()[0] for line in report.splitlines() if line.strip()}
     assert set(CHARACTERS) <= lines
     assert "macro avg" in report
+    a, b = json.loads((out / "metrics.json").read_text())["confused_pairs"][0]["pair"]
+    assert "Most confused pairs" in report and f"\n{a}/{b} " in report
 
 
 def test_cli_mlp_run_writes_metrics(smoke_data, proxy_cache, tmp_path):

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from emnist_bench import config as config_lib
 from emnist_bench.evaluate import plots, samples
-from emnist_bench.evaluate.metrics import predict, test_metrics
+from emnist_bench.evaluate.metrics import pairs_text, predict, test_metrics
 from emnist_bench.provenance import describe_run
 from emnist_bench.rundir import (
     CLASSES,
@@ -55,7 +55,10 @@ def write_run_files(
     # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
     with atomic_path(out / MODEL) as temporary:
         model.save(temporary)
-    write_text(out / CLASSIFICATION_REPORT, classification_text(data, predictions))
+    write_text(
+        out / CLASSIFICATION_REPORT,
+        classification_text(data, predictions, scores["confused_pairs"]),
+    )
     write_run_plots(cfg, data, history, predictions, out / PLOTS)
     write_hparams(out / TENSORBOARD, hparams_of(cfg, out), metrics)
     write_classes(out, cfg.data.split, data.mapping)
@@ -100,15 +103,17 @@ def run_metrics(
         "data_layout": data.layout,
         **config_lib.technique_choices(cfg),
         "per_class": scores["per_class"],
+        "confused_pairs": scores["confused_pairs"],
         "provenance": describe_run(data),
     }
 
 
-def classification_text(data, predictions) -> str:
-    """scikit-learn's classification report of the test split, one row per character."""
+def classification_text(data, predictions, pairs: list[dict[str, Any]]) -> str:
+    """scikit-learn's classification report of the test split, one row per character, then
+    the pairs of characters mistaken for each other most."""
     from sklearn.metrics import classification_report
 
-    return classification_report(
+    report = classification_report(
         data.y_test,
         predictions,
         labels=list(range(data.num_classes)),
@@ -116,6 +121,10 @@ def classification_text(data, predictions) -> str:
         digits=4,
         zero_division=0,
     )
+    lines = [f"{a}/{b}  {p['errors']:6d}  {p['share_of_errors']:7.1%}" for p in pairs
+             for a, b in [p["pair"]]]  # fmt: skip
+    return "\n".join([report, "Most confused pairs, either way round: errors, share of errors",
+                      *lines, ""])  # fmt: skip
 
 
 def write_run_plots(cfg: DictConfig, data, history: pd.DataFrame, predictions, figures: Path):
@@ -196,5 +205,7 @@ def print_summary(metrics: dict[str, Any], out: Path) -> None:
         table.add_row(key, f"{metrics[key]:,}")
     table.add_row("train_seconds", f"{metrics['train_seconds']:.1f}")
     table.add_row("images / s", f"{metrics['train_images_per_second'] or 0:,.0f}")
+    if metrics.get("confused_pairs"):
+        table.add_row("most confused", pairs_text(metrics["confused_pairs"][:3]))
     table.add_row("output", str(out))
     Console().print(table)

@@ -38,7 +38,7 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
 
     test, mapping = load_test(cfg.data)
 
-    from emnist_bench.evaluate.metrics import predict, test_metrics
+    from emnist_bench.evaluate.metrics import pairs_text, predict, test_metrics
 
     model = load_saved_model(run_dir)
     outputs = model.output_shape[-1]
@@ -55,6 +55,7 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         "macro_f1": scores["macro_f1"],
         "test_loss": scores["test_loss"],
         "test_samples": scores["test_samples"],
+        "confused_pairs": scores["confused_pairs"],
         "data_root": str(cfg.data.root),
         "split": cfg.data.split,
         "data_layout": test.layout,
@@ -66,6 +67,8 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
         f"{cfg.data.split} test in {cfg.data.root}: accuracy {result['test_accuracy']:.4f}, "
         f"macro F1 {result['macro_f1']:.4f} on {result['test_samples']} images -> {destination}"
     )
+    if result["confused_pairs"]:
+        print(f"most confused: {pairs_text(result['confused_pairs'][:5])}")
     return result
 
 

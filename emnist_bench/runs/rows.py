@@ -118,7 +118,8 @@ def listing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _scalars(value: Any, prefix: str, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
-            if key != "per_class":  # one entry per class: the classification report's job
+            # One entry per class or pair: the classification report's job.
+            if key not in ("per_class", "confused_pairs"):
                 _scalars(item, f"{prefix}.{key}" if prefix else str(key), out)
     else:
         out[prefix] = value

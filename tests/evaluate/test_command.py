@@ -36,6 +36,9 @@ def test_evaluate_on_a_test_only_folder(cnn_run, smoke_data, tmp_path):
     assert written["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert written["macro_f1"] == pytest.approx(metrics["macro_f1"])
     assert f"accuracy {written['test_accuracy']:.4f}" in result.stdout
+    assert written["confused_pairs"] == metrics["confused_pairs"]
+    first = written["confused_pairs"][0]
+    assert f"most confused: {'/'.join(first['pair'])} {first['errors']} (" in result.stdout
 
 
 def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
