@@ -62,6 +62,7 @@ def write_run(
     independent: int | None = None,
     learning_rates: list[float] | None = None,
     settings: dict[str, object] | None = None,
+    confused: dict[str, int] | None = None,
     **techniques: str,
 ) -> Path:
     """Writes ``sweep/run_dir`` as a run leaves it: metrics, history, config, plots.
@@ -78,6 +79,8 @@ def write_run(
             that seed instead (differences drown in the discordant images).
         learning_rates: the ``learning_rate`` column of history.csv, one per epoch.
         settings: other resolved config values, by dotted key (``{"augment.name": "light"}``).
+        confused: the run's confused pairs, errors by pair (``{"0/O": 12}``), as metrics.json
+            records them; none by default, as runs made before they were recorded.
         techniques: technique choices that differ from :data:`BASE`.
 
     Returns:
@@ -106,6 +109,12 @@ def write_run(
             "params": 1234,
             "per_class": {str(c): {} for c in range(CLASSES)},
         }
+        if confused:
+            errors = round((1 - accuracy) * TEST_IMAGES)
+            metrics["confused_pairs"] = [
+                {"pair": pair.split("/"), "errors": count, "share_of_errors": count / errors}
+                for pair, count in confused.items()
+            ]
         curve = np.linspace(0.05, accuracy, epochs)
         pd.DataFrame(
             {

@@ -25,9 +25,12 @@ from emnist_bench.report.factorial import Factorial
 from emnist_bench.report.factorial import tables as factorial_tables
 from emnist_bench.report.plots import file_name
 from emnist_bench.report.tables import (
+    CONFUSED_ABOUT,
+    CONFUSED_HEADER,
     RANKED_HEADER,
     base_rows,
     best_rows,
+    confused_rows,
     introduction,
     percent,
     problem_rows,
@@ -225,6 +228,7 @@ def render_html(
     models = models_of(effects, summary)
     plot = {p.stem: p for p in plots}
     problems = problem_rows(summary)
+    confused = confused_rows(summary)
     context = {
         "title": title,
         "introduction": introduction(summary, effects, about),
@@ -258,6 +262,8 @@ def render_html(
             for result, name in ((r, file_name(r.model)) for r in factorials)
         ],
         "ranked": [(model, _ranked_tables(effects, model)) for model in models],
+        "confused_about": CONFUSED_ABOUT,
+        "confused_table": _table(CONFUSED_HEADER, confused) if confused else None,
         "problems_table": _table(["run", "status", "error"], problems) if problems else None,
         "all_runs_table": _table(ALL_RUNS_HEADER, _all_runs_rows(summary, sweep_dir)),
     }

@@ -11,9 +11,12 @@ from emnist_bench.report.effects import best_options, models_of, side_by_side
 from emnist_bench.report.factorial import Factorial
 from emnist_bench.report.factorial import tables as factorial_tables
 from emnist_bench.report.tables import (
+    CONFUSED_ABOUT,
+    CONFUSED_HEADER,
     RANKED_HEADER,
     base_rows,
     best_rows,
+    confused_rows,
     introduction,
     markdown_table,
     problem_rows,
@@ -68,6 +71,13 @@ def write_markdown(
         for heading, header, rows in factorial_tables(result):
             if rows:
                 parts += [f"### {heading}", markdown_table(header, rows)]
+    confused = confused_rows(summary)
+    if confused:
+        parts += [
+            "## Where the best run of each model errs",
+            CONFUSED_ABOUT,
+            markdown_table(CONFUSED_HEADER, confused),
+        ]
     problems = problem_rows(summary)
     if problems:
         parts += [

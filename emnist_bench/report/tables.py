@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from emnist_bench.report.effects import comparisons, detectable
-from emnist_bench.report.runs import setup_notes, status_counts
-from emnist_bench.rundir import COMPLETED
+from emnist_bench.report.runs import models_in, setup_notes, status_counts
+from emnist_bench.rundir import COMPLETED, METRICS, read_json
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
 
@@ -216,3 +217,29 @@ def problem_rows(summary: pd.DataFrame) -> list[list[str]]:
         [r["run_dir"], r["status"], r["error"] if isinstance(r["error"], str) else ""]
         for _, r in problems.iterrows()
     ]
+
+
+CONFUSED_HEADER = ("model", "pair", "errors", "share of errors", "run")
+CONFUSED_ABOUT = (
+    "The pairs of characters the best completed run of each model mistakes for each other "
+    "most, either way round, on its test images. Where they are pairs that handwriting leaves "
+    "ambiguous (0/O, 1/l, F/f), no technique wins those errors back: what is left to win is "
+    "the rest."
+)
+
+
+def confused_rows(summary: pd.DataFrame, top: int = 5) -> list[list[str]]:
+    """The ``top`` confused pairs (``confused_pairs`` in metrics.json) of each model's best
+    completed run: one run's test images, so that no image counts twice."""
+    done = summary[(summary["status"] == COMPLETED) & summary["test_accuracy"].notna()]
+    rows = []
+    for model in models_in(done):
+        runs = done[done["model"] == model]
+        best = runs.loc[runs["test_accuracy"].idxmax()]
+        metrics = read_json(Path(best["path"]) / METRICS) or {}
+        rows += [
+            [model, "/".join(pair["pair"]), str(pair["errors"]),
+             f"{pair['share_of_errors']:.0%}", best["run_dir"]]
+            for pair in (metrics.get("confused_pairs") or [])[:top]
+        ]  # fmt: skip
+    return rows

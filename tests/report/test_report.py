@@ -289,6 +289,29 @@ def test_page_escapes_run_folders_and_techniques_and_embeds_every_image(sweep: P
     assert {"failed", "diverged"} <= td_classes
 
 
+def test_the_best_run_of_each_model_shows_where_it_errs(sweep: Path):
+    text = (report.write_report(sweep)["summary_md"]).read_text()
+    assert "Where the best run of each model errs" not in text  # runs without the pairs
+
+    write_run(sweep, "mlp/dropout=on", 0.66, dropout="on", confused={"0/O": 32, "1/l": 16})
+    write_run(sweep, "cnn/dropout=on", 0.84, model="cnn", dropout="on", confused={"F/f": 9})
+    write_run(sweep, "cnn/dropout=off", 0.87, model="cnn", confused={"0/O": 7, "9/q": 5})
+    written = report.write_report(sweep)
+    section = written["summary_md"].read_text().split("## Where the best run")[1].split("\n## ")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "pair" not in line]
+    # mlp's best run has pairs; cnn's best (87%) is chosen over the 84% one, whose F/f is not.
+    assert rows == [
+        "| mlp | 0/O | 32 | 20% | mlp/dropout=on |",  # of its 160 errors on 470 images
+        "| mlp | 1/l | 16 | 10% | mlp/dropout=on |",
+        "| cnn | 0/O | 7 | 11% | cnn/dropout=off |",
+        "| cnn | 9/q | 5 | 8% | cnn/dropout=off |",
+    ]
+    parsed = _PageParser()
+    parsed.feed(written["report_html"].read_text())
+    assert {"9/q", "1/l", "cnn/dropout=off"} <= set(parsed.cells)
+    assert "F/f" not in parsed.cells
+
+
 def test_a_run_that_never_finished_is_reported_from_its_config(sweep: Path):
     cfg = compose_config(["optimizer=nadam"])
     out = sweep / "mlp" / "optimizer=nadam"
