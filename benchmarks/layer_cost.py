@@ -1,8 +1,10 @@
-"""What each change to a preset's network buys in training speed, measured in one process.
+"""What each change to a preset's network or its training loop buys in speed, in one process.
 
 Builds the preset as a run would (its config, ``build_model``, ``compile_model``), then the same
-network with each change, and times one epoch of each in turn, round after round, on the same
-synthetic uint8 images (the arithmetic does not depend on the pixels). Interleaving the variants
+network with each change (a layer, XLA, calls into TensorFlow per step, a doubled batch), and
+times one epoch of each in turn, round after round, on the same synthetic uint8 images (the
+arithmetic does not depend on the pixels). Thread counts are not among them: TensorFlow fixes
+them once per process. Interleaving the variants
 spreads a noisy host's slow spells over all of them; the minimum over the rounds is the cost
 with the least interference, the median the typical one. Prints both, and each variant's speed
 relative to the preset's.
@@ -32,8 +34,11 @@ VARIANTS = {
     "batch_norm=off": ["batch_norm=off"],
     "dropout=off": ["dropout=off"],
     "model.crop=2": ["model.crop=2"],
+    "trainer.jit_compile=true": ["trainer.jit_compile=true"],
+    "trainer.steps_per_execution=1": ["trainer.steps_per_execution=1"],
+    "trainer.steps_per_execution=64": ["trainer.steps_per_execution=64"],
 }
-"""Each variant's overrides on top of the preset."""
+"""Each variant's overrides on top of the preset; a doubled batch is added to them."""
 
 
 def main() -> None:
@@ -41,6 +46,7 @@ def main() -> None:
     parser.add_argument("--preset", default="speedrun_cnn")
     parser.add_argument("--images", type=int, default=10_240)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--only", help="comma-separated variants to time beside the preset")
     parser.add_argument("overrides", nargs="*", help="config overrides for every variant")
     args = parser.parse_args()
 
@@ -50,33 +56,47 @@ def main() -> None:
 
     from emnist_bench.training.fit import build_model, compile_model
 
-    models = {}
-    for name, extra in VARIANTS.items():
-        cfg = compose([f"+experiment={args.preset}", "trainer.precision=float32", *args.overrides,
-                       *extra])  # fmt: skip
-        model = build_model(cfg, num_classes=47)
-        prior = np.full(47, 1 / 47)
-        compile_model(model, cfg, prior)
-        models[name] = model
-    batch = int(cfg.trainer.batch_size)
+    def config(extra):
+        return compose([f"+experiment={args.preset}", "trainer.precision=float32",
+                        *args.overrides, *extra])  # fmt: skip
+
+    batch = int(config([]).trainer.batch_size)
+    doubled = f"trainer.batch_size={2 * batch}"
+    variants = {**VARIANTS, doubled: [doubled]}
+    if args.only:
+        wanted = [name.strip() for name in args.only.split(",")]
+        unknown = sorted(set(wanted) - set(variants))
+        if unknown:
+            parser.error(f"unknown variants {unknown}; choose from {sorted(variants)}")
+        variants = {name: variants[name] for name in ["preset", *wanted]}
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.images, 28, 28), dtype=np.uint8)
     labels = tf.one_hot(rng.integers(0, 47, args.images), 47)
-    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(batch).prefetch(2)
-    for model in models.values():
-        model.fit(data, epochs=1, verbose=0)  # builds the graph; not timed
+    models, data = {}, {}
+    for name, extra in variants.items():
+        cfg = config(extra)
+        model = build_model(cfg, num_classes=47)
+        compile_model(model, cfg, np.full(47, 1 / 47))
+        size = int(cfg.trainer.batch_size)
+        if size not in data:
+            data[size] = (
+                tf.data.Dataset.from_tensor_slices((images, labels)).batch(size).prefetch(2)
+            )
+        models[name] = (model, data[size])
+    for model, batches in models.values():
+        model.fit(batches, epochs=1, verbose=0)  # builds the graph; not timed
     seconds = {name: [] for name in models}
     for _ in range(args.rounds):
-        for name, model in models.items():
+        for name, (model, batches) in models.items():
             started = time.perf_counter()
-            model.fit(data, epochs=1, verbose=0)
+            model.fit(batches, epochs=1, verbose=0)
             seconds[name].append(time.perf_counter() - started)
     print(f"{args.preset}, {args.images} images in batches of {batch}, {args.rounds} rounds, "
           f"float32, {machine()['cpu']}")  # fmt: skip
     base_min, base_median = min(seconds["preset"]), statistics.median(seconds["preset"])
     for name, times in seconds.items():
         low, median = min(times), statistics.median(times)
-        print(f"  {name:24s} min {low:6.2f} s ({base_min / low:.2f}x)   "
+        print(f"  {name:30s} min {low:6.2f} s ({base_min / low:.2f}x)   "
               f"median {median:6.2f} s ({base_median / median:.2f}x)")  # fmt: skip
 
 
