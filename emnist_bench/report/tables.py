@@ -224,7 +224,8 @@ CONFUSED_ABOUT = (
     "The pairs of characters the best completed run of each model mistakes for each other "
     "most, either way round, on its test images. Where they are pairs that handwriting leaves "
     "ambiguous (0/O, 1/l, F/f), no technique wins those errors back: what is left to win is "
-    "the rest."
+    "the rest. One run each, not a test: a pair's count moves by several images from seed to "
+    "seed."
 )
 
 
