@@ -5,8 +5,8 @@ network with each change (a layer, XLA, calls into TensorFlow per step, a double
 times one epoch of each in turn, round after round, on the same synthetic uint8 images (the
 arithmetic does not depend on the pixels), through the runs' own input pipeline; and the
 pipeline alone, read to its end without a model, for what feeding the steps costs. Thread
-counts are not among the variants: TensorFlow fixes them once per process (set
-``TF_NUM_INTRAOP_THREADS`` and ``TF_NUM_INTEROP_THREADS`` for each process instead).
+counts are not among the variants: TensorFlow fixes them once per process, so give each
+process its own (``trainer.intra_op_threads=1 trainer.inter_op_threads=2``, applied to all).
 Interleaving the variants spreads a noisy host's slow spells over all of them; the minimum over
 the rounds is the cost with the least interference, the median the typical one. Prints both,
 and each variant's speed relative to the preset's.
@@ -58,12 +58,15 @@ def main() -> None:
 
     from emnist_bench.training.fit import build_model, compile_model
     from emnist_bench.training.inputs import make_dataset
+    from emnist_bench.training.runtime import configure_runtime
 
     def config(extra):
         return compose([f"+experiment={args.preset}", "trainer.precision=float32",
                         *args.overrides, *extra])  # fmt: skip
 
-    batch = int(config([]).trainer.batch_size)
+    preset = config([])
+    configure_runtime(preset.trainer)  # threads, seeds, float32, before TensorFlow's first op
+    batch = int(preset.trainer.batch_size)
     doubled = f"trainer.batch_size={2 * batch}"
     variants = {**VARIANTS, doubled: [doubled]}
     if args.only:
