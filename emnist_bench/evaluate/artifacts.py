@@ -121,8 +121,7 @@ def classification_text(data, predictions, pairs: list[dict[str, Any]]) -> str:
         digits=4,
         zero_division=0,
     )
-    lines = [f"{a}/{b}  {p['errors']:6d}  {p['share_of_errors']:7.1%}" for p in pairs
-             for a, b in [p["pair"]]]  # fmt: skip
+    lines = [f"{'/'.join(p['pair'])}  {p['errors']:6d}  {p['share_of_errors']:7.1%}" for p in pairs]
     return "\n".join([report, "Most confused pairs, either way round: errors, share of errors",
                       *lines, ""])  # fmt: skip
 

@@ -78,7 +78,6 @@ def confused_pairs(
 def pairs_text(pairs: list[dict[str, Any]]) -> str:
     """``F/f 93 (14%), 1/L 82 (12%)``: the pairs of :func:`confused_pairs` on one line."""
     return ", ".join(
-        f"{a}/{b} {pair['errors']} ({pair['share_of_errors']:.0%})"
+        f"{'/'.join(pair['pair'])} {pair['errors']} ({pair['share_of_errors']:.0%})"
         for pair in pairs
-        for a, b in [pair["pair"]]
     )
