@@ -37,11 +37,16 @@ $(VENV)/.installed-%: pyproject.toml $(LOCK)
 run: $(RUN_STAMP)
 	$(PY) -m emnist_bench $(ARGS)
 
-# The default suite: fast, no training beyond seconds. `make test-slow` runs the slow tests
-# only (the engines' sweeps, the distributed search, real-data and multi-epoch runs); CI runs
-# both, `make test-all`.
+# The default suite: fast, no training beyond seconds, in TEST_WORKERS processes (pytest-xdist;
+# a test file's tests share a process, so its module fixtures are made once). Two fill a 2-core
+# machine: most of a test's time is one thread of Python (imports, Hydra, plots), so a second
+# process all but halves the wait, and each one holds TensorFlow (about 1 GB), so not one per
+# core of a large machine. `make test TEST_WORKERS=0` runs them in this process, one at a time.
+# `make test-slow` runs the slow tests only (the engines' sweeps, the distributed search,
+# real-data and multi-epoch runs), one at a time; CI runs both, `make test-all`.
+TEST_WORKERS ?= 2
 test: $(TEST_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-slow: $(TEST_STAMP)
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
