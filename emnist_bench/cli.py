@@ -57,7 +57,11 @@ def composition_error(error: Exception) -> ConfigError:
     """A Hydra or OmegaConf composition error as one line: what Hydra tried and why it failed
     (``Error merging override trainer.epochs=abc: Value 'abc' ... could not be converted to
     Integer``)."""
-    parts = [str(error).strip().splitlines()[0].rstrip(".")]
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    if first.endswith(":") and len(lines) > 1:  # Hydra puts what went wrong on the next line
+        first = f"{first} {lines[1]}"
+    parts = [first.rstrip(".")]
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
         parts.append(str(cause).strip().splitlines()[0])
