@@ -83,7 +83,7 @@ class DataSchema:
     root: str = MISSING
     # A count (int) or a fraction in (0, 1) (float): checked by data.split.validation_split.
     val_size: Any = 10_000
-    subset: int | None = None
+    subset: int | None = bounded(None, ge=1, why="images per class, or null: every image")
     # A folder, null for the user's cache folder, or false for no cache.
     cache_dir: Any = None
     class_weight: ClassWeighting | None = None
@@ -96,7 +96,7 @@ class DataSchema:
 class EarlyStoppingSchema:
     enabled: bool = True
     monitor: str = "val_accuracy"
-    patience: int = 5
+    patience: int = bounded(5, ge=0)
     restore_best_weights: bool = True
 
 
@@ -114,11 +114,11 @@ class TrainerSchema:
     deterministic: bool = False
     early_stopping: EarlyStoppingSchema = field(default_factory=EarlyStoppingSchema)
     divergence: DivergenceSchema = field(default_factory=DivergenceSchema)
-    steps_per_execution: int = 1
+    steps_per_execution: int = bounded(1, ge=1)
     jit_compile: bool = False
     precision: Precision = Precision.auto
-    label_smoothing: float = 0.0
-    sample_grid: int = 36
+    label_smoothing: float = bounded(0.0, ge=0, lt=1, why="0: hard labels")
+    sample_grid: int = bounded(36, ge=0)
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     strategy: str | None = None
@@ -134,7 +134,7 @@ class DropoutSchema:
 @dataclass
 class BatchNormSchema:
     enabled: bool = MISSING
-    momentum: float = 0.99
+    momentum: float = bounded(0.99, ge=0, lt=1)
 
 
 @dataclass
@@ -148,9 +148,9 @@ class RegularizationSchema:
 class AugmentSchema:
     name: AugmentName = MISSING
     enabled: bool = MISSING
-    rotation: float = 0.0  # degrees
-    shift: float = 0.0  # fraction of the side
-    zoom: float = 0.0  # fraction of the side
+    rotation: float = bounded(0.0, ge=0, lt=180, why="degrees either way")
+    shift: float = bounded(0.0, ge=0, lt=1, why="a fraction of the side")
+    zoom: float = bounded(0.0, ge=0, lt=1, why="a fraction of the side")
 
 
 @dataclass
@@ -208,10 +208,10 @@ class CNNSchema:
         "(e.g. model.conv_filters=[32,64])",
     )
     # One size for every block, or one per block.
-    kernel_size: Any = 3
+    kernel_size: Any = bounded(3, ge=1)
     padding: Padding = Padding.same
     pooling: Pooling = Pooling.max
-    pool_size: int = 2
+    pool_size: int = bounded(2, ge=1)
     pool_every: int = bounded(1, ge=1)
     pool_after: list[int] | None = None
     pool_first: bool = False
@@ -234,7 +234,7 @@ class OptimizerSchema:
 
 @dataclass
 class SGDSchema(OptimizerSchema):
-    momentum: float = MISSING
+    momentum: float = bounded(ge=0, lt=1)
     nesterov: bool = MISSING
 
 
@@ -242,7 +242,7 @@ class SGDSchema(OptimizerSchema):
 class RhoSchema(OptimizerSchema):
     """RMSprop and Adadelta: ``rho`` weighs the running average of squared gradients."""
 
-    rho: float = MISSING
+    rho: float = bounded(ge=0, lt=1)
 
 
 @dataclass
@@ -269,34 +269,34 @@ class LrScheduleSchema:
 
 @dataclass
 class StepDecaySchema(LrScheduleSchema):
-    drop: float = MISSING
+    drop: float = bounded(gt=0, why="the factor the rate is multiplied by, e.g. 0.5")
     every: int = bounded(ge=1)
 
 
 @dataclass
 class ExponentialSchema(LrScheduleSchema):
-    decay_rate: float = MISSING
+    decay_rate: float = bounded(gt=0)
 
 
 @dataclass
 class CosineSchema(LrScheduleSchema):
     warmup_epochs: int = bounded(ge=0)
-    min_fraction: float = MISSING
+    min_fraction: float = bounded(ge=0)
 
 
 @dataclass
 class OneCycleSchema(LrScheduleSchema):
-    max_factor: float = MISSING
-    warmup_fraction: float = MISSING
-    final_div: float = MISSING
+    max_factor: float = bounded(gt=0)
+    warmup_fraction: float = bounded(ge=0, lt=1, why="the share of the epochs spent rising")
+    final_div: float = bounded(gt=0)
 
 
 @dataclass
 class ReduceOnPlateauSchema(LrScheduleSchema):
     monitor: str = MISSING
-    factor: float = MISSING
-    patience: int = MISSING
-    min_lr: float = MISSING
+    factor: float = bounded(gt=0, lt=1)
+    patience: int = bounded(ge=0)
+    min_lr: float = bounded(ge=0)
 
 
 @dataclass
