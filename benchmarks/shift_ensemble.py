@@ -8,6 +8,11 @@ eight shifts around it. Then the plain predictions of all the runs averaged: how
 of this size is from the accuracy of several of itself, an upper bound on what more epochs or
 weight averaging can add to one of them.
 
+With ``--prior-strength=-0.5,0.5`` (a list), also each run's plain accuracy with its scores moved by STRENGTH times
+the log of each class's share of the training split (``log p - STRENGTH * log prior``): 0 is the
+model as trained; a peak away from 0 would say that the logit adjustment (``data.class_weight=
+logit_adjusted``, the presets') is too weak (> 0) or too strong (< 0) for the balanced test split.
+
     python benchmarks/shift_ensemble.py --root ../shared/data/emnist-proxy RUN_DIR [RUN_DIR ...]
 
 With 7,050 test images one accuracy carries about ±0.7 points of sampling noise (95%), but the
@@ -40,10 +45,27 @@ def shifted(images, rows: int, columns: int):
     return padded[:, 1 - rows : 29 - rows, 1 - columns : 29 - columns]
 
 
+def prior_shifted(probabilities, prior, strength: float):
+    """The classes ``probabilities`` (N, classes) pick once each score is moved by ``strength``
+    times the log of the class's training share ``prior``: > 0 favours rare classes more."""
+    import numpy as np
+
+    scores = np.log(np.clip(probabilities, 1e-12, None)) - strength * np.log(prior)
+    return scores.argmax(axis=1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=str(REPO.parent / "shared/data/emnist-proxy"))
     parser.add_argument("runs", nargs="+", type=Path, help="run folders holding model.keras")
+    parser.add_argument(
+        "--prior-strength",
+        type=lambda text: [float(value) for value in text.split(",")],
+        default=None,
+        metavar="S,S,...",
+        help="also score each run with its scores moved by S * log(train share), for each S "
+        "(write --prior-strength=-0.5,0.5: a value starting with '-' needs the '=')",
+    )
     args = parser.parse_args()
 
     import keras
@@ -54,6 +76,11 @@ def main() -> None:
 
     test, _ = load_test(compose([f"data.root={args.root}"]).data)
     images, labels = test.images, test.labels
+    if args.prior_strength is not None:
+        from emnist_bench.data.load import load_part
+
+        train = load_part(args.root, "balanced", "train").labels
+        prior = np.bincount(train, minlength=int(labels.max()) + 1) / train.size
 
     def accuracy(probabilities) -> str:
         return f"{100 * np.mean(probabilities.argmax(axis=1) == labels):.2f}%"
@@ -71,6 +98,9 @@ def main() -> None:
         four = plain + sum(around[shift] for shift in SHIFTS_4)
         eight = four + sum(around[shift] for shift in SHIFTS_8[4:])
         print(f"{str(run):60s} {accuracy(plain):>8s} {accuracy(four):>10s} {accuracy(eight):>10s}")
+        for strength in args.prior_strength or ():
+            moved = np.mean(prior_shifted(plain, prior, strength) == labels)
+            print(f"    scores moved by {strength:+.2f} x log(train share): {100 * moved:.2f}%")
         plain_predictions.append(plain)
     if len(plain_predictions) > 1:
         print(f"the {len(plain_predictions)} runs averaged: {accuracy(sum(plain_predictions))}")

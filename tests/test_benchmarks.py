@@ -75,3 +75,13 @@ def test_a_shift_moves_the_character_a_pixel_and_fills_the_edge_with_background(
     left = shift_ensemble.shifted(images, 0, -1)
     assert (left[:, :, :-1] == images[:, :, 1:]).all() and (left[:, :, -1] == 0).all()
     assert (shift_ensemble.shifted(images, 0, 0) == images).all()
+
+
+def test_a_prior_strength_moves_a_close_call_toward_the_rarer_class_and_0_changes_nothing():
+    probabilities = np.array([[0.55, 0.45], [0.9, 0.1]])
+    prior = np.array([0.8, 0.2])  # class 0 four times as common in training
+    assert shift_ensemble.prior_shifted(probabilities, prior, 0.0).tolist() == [0, 0]
+    # 0.55 / 0.45 is a smaller ratio than the prior's 4: a strength of 0.5 (a factor of 2) flips
+    # the close call to the rare class and leaves the sure one.
+    assert shift_ensemble.prior_shifted(probabilities, prior, 0.5).tolist() == [1, 0]
+    assert shift_ensemble.prior_shifted(probabilities, prior, -0.5).tolist() == [0, 0]
