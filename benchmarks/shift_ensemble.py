@@ -8,10 +8,11 @@ eight shifts around it. Then the plain predictions of all the runs averaged: how
 of this size is from the accuracy of several of itself, an upper bound on what more epochs or
 weight averaging can add to one of them.
 
-With ``--prior-strength=-0.5,0.5`` (a list), also each run's plain accuracy with its scores moved by STRENGTH times
-the log of each class's share of the training split (``log p - STRENGTH * log prior``): 0 is the
-model as trained; a peak away from 0 would say that the logit adjustment (``data.class_weight=
-logit_adjusted``, the presets') is too weak (> 0) or too strong (< 0) for the balanced test split.
+With ``--prior-strength=-0.5,0.5`` (a list), also each run's plain accuracy with its scores
+moved by S times the log of each class's share of the training split (``log p - S * log
+prior``) for each S: 0 is the model as trained; a peak away from 0 would say that the logit
+adjustment (``data.class_weight=logit_adjusted``, the presets') is too weak (> 0) or too strong
+(< 0) for the balanced test split.
 
     python benchmarks/shift_ensemble.py --root ../shared/data/emnist-proxy RUN_DIR [RUN_DIR ...]
 
