@@ -59,6 +59,8 @@ def validate(cfg: DictConfig) -> None:
             f"model.pool_after={list(pool_after)} must number conv blocks 1..{blocks} "
             "(pool after those blocks), or be null to pool every pool_every-th block"
         )
+    if model.family == "cnn":
+        _check_maps_fit_kernels(model)
     name = cfg.regularization.name
     for penalty in UNUSED_PENALTIES.get(name, ()):
         if cfg.regularization[penalty] > 0:
@@ -70,6 +72,35 @@ def validate(cfg: DictConfig) -> None:
         from emnist_bench.tracking.store import import_mlflow
 
         import_mlflow()  # missing: one line naming the extra, before the run starts
+
+
+def _check_maps_fit_kernels(model: DictConfig) -> None:
+    """Each convolution's kernel fits the map it gets: with ``padding=valid`` a map loses
+    ``kernel_size - 1`` pixels a side at each convolution, and pooling (``same``) halves it, so a
+    deep enough network would hand Keras an empty map (a traceback as the model is built)."""
+    blocks = len(model.conv_filters)
+    sizes = model.kernel_size
+    if isinstance(sizes, ListConfig) and len(sizes) != blocks:
+        raise ConfigError(
+            f"model.kernel_size has {len(sizes)} entries, expected {blocks} (one per conv block)"
+        )
+    sizes = list(sizes) if isinstance(sizes, ListConfig) else [sizes] * blocks
+    pool_after = model.pool_after
+    if pool_after is None:
+        pool_after = range(model.pool_every, blocks + 1, model.pool_every)
+    pooled = model.pooling != "none" and set(pool_after)
+    side = 28 - 2 * model.crop
+    for number, kernel in enumerate(sizes, start=1):
+        if model.padding == "valid":
+            if side < kernel:
+                raise ConfigError(
+                    f"model: conv block {number} gets a {side}x{side} map, smaller than its "
+                    f"{kernel}x{kernel} kernel (padding=valid trims each map by kernel_size - 1, "
+                    "pooling halves it); use model.padding=same, fewer blocks or less pooling"
+                )
+            side -= kernel - 1
+        if pooled and number in pooled:
+            side = -(-side // model.pool_size)
 
 
 def _check_keys_fit_names(cfg: DictConfig) -> None:

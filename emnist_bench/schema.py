@@ -118,7 +118,7 @@ class TrainerSchema:
     jit_compile: bool = False
     precision: Precision = Precision.auto
     label_smoothing: float = bounded(0.0, ge=0, lt=1, why="0: hard labels")
-    sample_grid: int = bounded(36, ge=0)
+    sample_grid: int = bounded(36, ge=1)
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     strategy: str | None = None

@@ -148,6 +148,7 @@ def test_required_technique_grid_is_available():
         (["model=cnn", "model.kernel_size=[3,0]"], "model.kernel_size has 0; each entry must"),
         (["trainer.label_smoothing=1.5"], "trainer.label_smoothing=1.5 must be in [0, 1)"),
         (["trainer.steps_per_execution=0"], "trainer.steps_per_execution=0 must be >= 1"),
+        (["trainer.sample_grid=0"], "trainer.sample_grid=0 must be >= 1"),
         (["data.subset=0"], "data.subset=0 must be >= 1 (images per class, or null"),
         (["augment=light", "augment.shift=1.5"], "augment.shift=1.5 must be in [0, 1) (a fr"),
         (["optimizer=sgd", "optimizer.momentum=1.2"], "optimizer.momentum=1.2 must be in [0, 1)"),

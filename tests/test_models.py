@@ -321,3 +321,30 @@ def test_a_model_file_that_names_the_fused_layer_still_loads(tmp_path):
     np.testing.assert_array_equal(
         loaded.predict(images, verbose=0), model.predict(images, verbose=0)
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model.conv_filters=[8,8,8]", "model.padding=valid"),  # 28 > 26 > 13 > 11 > 6 > 4: fits
+        ("model.conv_filters=[8,8,8,8]", "model.padding=valid"),  # block 4 gets 2x2
+        ("model.conv_filters=[8,8,8,8]", "model.padding=valid", "model.pooling=none"),  # 20x20
+        ("model.conv_filters=[8,8,8]", "model.padding=valid", "model.kernel_size=[5,5,7]"),
+        ("model.conv_filters=[8,8,8]", "model.padding=valid", "model.kernel_size=[5,5,4]"),  # 1x1
+        ("model.conv_filters=[8,8,8,8]", "model.padding=valid", "model.pool_after=[1,2]"),
+        ("model.conv_filters=[8,8]", "model.kernel_size=[3,3,3]"),
+        ("model.conv_filters=[8,8,8]", "model.padding=valid", "model.crop=2", "model.pool_size=3"),
+    ],
+)
+def test_a_cnn_the_config_refuses_is_one_keras_cannot_build(overrides):
+    """validate refuses exactly the networks whose maps would vanish (or whose kernel sizes do
+    not match the blocks): Keras builds every other one."""
+    cfg = compose_config(["model=cnn", *overrides])
+    try:
+        config_lib.validate(cfg)
+    except config_lib.ConfigError as refused:
+        with pytest.raises(ValueError):
+            training.build_model(cfg, NUM_CLASSES)
+        assert str(refused).startswith("model")
+    else:
+        assert training.build_model(cfg, NUM_CLASSES).output_shape == (None, NUM_CLASSES)
