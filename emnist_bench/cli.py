@@ -22,7 +22,7 @@ import emnist_bench.sweep  # noqa: F401  (registers the `variant` config group a
 import emnist_bench.usage  # noqa: F401  (registers the help template's resolver)
 from emnist_bench import config_dir
 from emnist_bench.aliases import warn_renamed
-from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error
+from emnist_bench.errors import ConfigError, FaultExit, UserError, exit_on_user_error, reason
 from emnist_bench.techniques import options
 
 _GROUP_CHOICE = re.compile(r"^[+~]*(?:/?)([a-z_]+)=([\w.,\-]+)$")
@@ -57,14 +57,10 @@ def composition_error(error: Exception) -> ConfigError:
     """A Hydra or OmegaConf composition error as one line: what Hydra tried and why it failed
     (``Error merging override trainer.epochs=abc: Value 'abc' ... could not be converted to
     Integer``)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    first = lines[0] if lines else type(error).__name__
-    if first.endswith(":") and len(lines) > 1:  # Hydra puts what went wrong on the next line
-        first = f"{first} {lines[1]}"
-    parts = [first.rstrip(".")]
+    parts = [reason(error).rstrip(".")]
     cause = error.__cause__
     if isinstance(cause, OmegaConfBaseException) and str(cause).strip():
-        parts.append(str(cause).strip().splitlines()[0])
+        parts.append(reason(cause))
     return ConfigError(": ".join(parts) + " (python -m emnist_bench --help lists every key)")
 
 

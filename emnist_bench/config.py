@@ -15,7 +15,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from emnist_bench import conf_folder
-from emnist_bench.errors import ConfigError
+from emnist_bench.errors import ConfigError, reason
 from emnist_bench.schema import SCHEMAS, schema_for
 
 # The groups a search chooses (``tuning.space.hparams_fragment``): all an hparams_file may set.
@@ -231,8 +231,7 @@ def with_hparams_file(cfg: DictConfig) -> DictConfig:
                 raise ConfigError(f"{group} is {values!r}, not a group of keys")
         return apply_hparams(cfg, fragment)
     except (OSError, yaml.YAMLError, OmegaConfBaseException, ConfigError) as error:
-        problem = str(error).splitlines()[0] if str(error).strip() else type(error).__name__
-        message = f"hparams_file={path}: {problem} (give a search's best_hparams.yaml)"
+        message = f"hparams_file={path}: {reason(error)} (give a search's best_hparams.yaml)"
         raise ConfigError(message) from None
 
 

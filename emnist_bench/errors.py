@@ -47,6 +47,17 @@ class ConfigError(UserError):
     """A config value is invalid."""
 
 
+def reason(error: BaseException) -> str:
+    """An error's message as one line: its first line, joined by the next when the first ends
+    with a colon (Hydra and OmegaConf put what went wrong there), or the class name if empty."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (what SLURM and ``kill`` send) arrived: handled like Ctrl-C, exit 128 + 15."""
 

@@ -71,6 +71,8 @@ ModelFamily = choices("ModelFamily", ("mlp", "cnn"))
 Pooling = choices("Pooling", ("max", "average", "none"))
 Padding = choices("Padding", ("same", "valid"))
 Precision = choices("Precision", ("auto", "float32", "mixed_bfloat16", "mixed_float16"))
+# What a run logs each epoch, and so what early stopping and ReduceLROnPlateau can watch.
+Monitor = choices("Monitor", ("val_accuracy", "val_loss", "accuracy", "loss"))
 ClassWeighting = choices("ClassWeighting", ("balanced", "logit_adjusted"))
 EmnistSplit = choices(
     "EmnistSplit", ("balanced", "byclass", "bymerge", "letters", "digits", "mnist")
@@ -95,7 +97,7 @@ class DataSchema:
 @dataclass
 class EarlyStoppingSchema:
     enabled: bool = True
-    monitor: str = "val_accuracy"
+    monitor: Monitor = Monitor.val_accuracy
     patience: int = bounded(5, ge=0)
     restore_best_weights: bool = True
 
@@ -119,8 +121,8 @@ class TrainerSchema:
     precision: Precision = Precision.auto
     label_smoothing: float = bounded(0.0, ge=0, lt=1, why="0: hard labels")
     sample_grid: int = bounded(36, ge=1)
-    intra_op_threads: int | None = None
-    inter_op_threads: int | None = None
+    intra_op_threads: int | None = bounded(None, ge=1, why="or null: TensorFlow's default")
+    inter_op_threads: int | None = bounded(None, ge=1, why="or null: TensorFlow's default")
     strategy: str | None = None
     callbacks: list[Any] = field(default_factory=list)
 
@@ -293,7 +295,7 @@ class OneCycleSchema(LrScheduleSchema):
 
 @dataclass
 class ReduceOnPlateauSchema(LrScheduleSchema):
-    monitor: str = MISSING
+    monitor: Monitor = MISSING
     factor: float = bounded(gt=0, lt=1)
     patience: int = bounded(ge=0)
     min_lr: float = bounded(ge=0)

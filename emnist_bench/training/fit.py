@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from emnist_bench import config as config_lib
 from emnist_bench import models
 from emnist_bench.debug import profile_steps
-from emnist_bench.errors import ConfigError
+from emnist_bench.errors import ConfigError, reason
 from emnist_bench.history import read_history
 from emnist_bench.rundir import BACKUP, HISTORY, TENSORBOARD
 from emnist_bench.training.backup import CallbackState, EpochBackup
@@ -119,8 +119,7 @@ def user_callbacks(specs) -> list[keras.callbacks.Callback]:
         try:
             callback = instantiate(spec)
         except InstantiationException as error:
-            reason = str(error).strip().splitlines()[0]
-            raise ConfigError(f"{where}: {reason}") from None
+            raise ConfigError(f"{where}: {reason(error)}") from None
         if not isinstance(callback, keras.callbacks.Callback):
             raise ConfigError(
                 f"{where} made a {type(callback).__name__}, not a keras.callbacks.Callback"

@@ -97,6 +97,8 @@ def test_trainer_callbacks_are_made_from_hydra_targets(tmp_path):
     [
         ("{_target_:keras.callbacks.NoSuchCallback}", r"trainer.callbacks\[0\]: .*NoSuchCallback"),
         ("{_target_:collections.OrderedDict}", r"made a OrderedDict, not a keras.callbacks"),
+        # Hydra names the target on one line and the reason on the next: both are kept.
+        ("{_target_:keras.callbacks.ModelCheckpoint}", r"ModelCheckpoint'?: .*filepath"),
     ],
 )
 def test_a_wrong_trainer_callback_is_one_config_error(spec, message):
