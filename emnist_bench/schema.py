@@ -322,10 +322,10 @@ class TunerSchema:
     name: TunerName = MISSING
     max_trials: int = bounded(ge=1)
     epochs: int = bounded(ge=1)
-    objective: str = MISSING
+    objective: Monitor = MISSING
     executions_per_trial: int = bounded(ge=1)
-    max_retries_per_trial: int = MISSING
-    max_consecutive_failed_trials: int | None = MISSING
+    max_retries_per_trial: int = bounded(ge=0)
+    max_consecutive_failed_trials: int | None = bounded(ge=1, why="or null: no limit")
     early_stopping: TunerEarlyStoppingSchema = field(default_factory=TunerEarlyStoppingSchema)
     seed: int = MISSING
     overwrite: bool = MISSING
@@ -334,16 +334,16 @@ class TunerSchema:
 
 @dataclass
 class BayesianSchema(TunerSchema):
-    num_initial_points: int | None = MISSING
-    alpha: float = MISSING
-    beta: float = MISSING
+    num_initial_points: int | None = bounded(ge=1, why="or null: keras-tuner's default")
+    alpha: float = bounded(ge=0)
+    beta: float = bounded(ge=0)
 
 
 @dataclass
 class HyperbandSchema(TunerSchema):
-    max_epochs: int = MISSING
-    factor: int = MISSING
-    hyperband_iterations: int | None = MISSING
+    max_epochs: int = bounded(ge=1)
+    factor: int = bounded(ge=2, why="the models divided and the epochs multiplied each round")
+    hyperband_iterations: int | None = bounded(ge=1, why="or null: as many as max_trials allows")
 
 
 # The ConfigStore path under schema/ -> the dataclass. A group whose keys differ by option has

@@ -190,7 +190,7 @@ def _make_tuner(cfg: DictConfig, hypermodel: ConfigHyperModel, out: Path) -> kt.
     options = {key: value for key, value in tuner.items() if key not in SHARED_TUNER_KEYS}
     built = TUNERS[tuner.name](
         hypermodel=hypermodel,
-        objective=tuner.objective,
+        objective=str(tuner.objective),
         seed=int(tuner.seed),
         executions_per_trial=int(tuner.executions_per_trial),
         max_retries_per_trial=int(tuner.max_retries_per_trial),
@@ -267,7 +267,7 @@ def _fit_arguments(cfg: DictConfig, data) -> dict[str, Any]:
     if tuner.early_stopping.enabled:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=tuner.objective, patience=int(tuner.early_stopping.patience)
+                monitor=str(tuner.objective), patience=int(tuner.early_stopping.patience)
             )
         )
     return {**fit_inputs(cfg, data), "epochs": int(tuner.epochs), "callbacks": callbacks}
