@@ -184,6 +184,25 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
+def read_metrics(out: Path) -> dict[str, Any] | None:
+    """The ``metrics.json`` of the run in ``out``, or None when it is missing, unreadable or not
+    what a run writes: a completed run's test accuracy must be a number in [0, 1] and its other
+    scores numbers (a file edited by hand or by another tool counts as no file, so the run is
+    done again and a report shows it unfinished rather than stopping on it)."""
+    metrics = read_json(out / METRICS)
+    if metrics is None or metrics.get("status") != COMPLETED:
+        return metrics
+    accuracy = metrics.get("test_accuracy")
+    if not _number(accuracy) or not 0 <= accuracy <= 1:
+        return None
+    others = (metrics.get(key) for key in ("macro_f1", "val_accuracy", "test_loss"))
+    return metrics if all(value is None or _number(value) for value in others) else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def read_annotations(out: Path) -> dict[str, Any]:
     """The user's ``tags`` (a dict) and ``note`` (text or None) on the run in ``out``."""
     saved = read_json(out / ANNOTATIONS) or {}
@@ -300,7 +319,7 @@ def completed_metrics(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
     completed: it runs again. This is what makes re-running a sweep skip finished jobs and
     redo failed or unfinished ones.
     """
-    metrics = read_json(out / METRICS)
+    metrics = read_metrics(out)
     if metrics is None or metrics.get("status") != COMPLETED:
         return None
     if _saved_config(out) != comparable(OmegaConf.to_container(cfg, resolve=True)):

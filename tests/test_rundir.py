@@ -195,3 +195,24 @@ def test_a_model_keras_refuses_is_one_line(tmp_path):
     with pytest.raises(UserError) as raised:
         load_saved_model(run)
     assert one_line(raised).startswith(f"{run / MODEL}: Keras cannot load this model (")
+
+
+@pytest.mark.parametrize(
+    ("metrics", "read"),
+    [
+        ({"status": "completed", "test_accuracy": 0.5, "val_accuracy": None}, True),
+        ({"status": "completed", "test_accuracy": "abc"}, False),
+        ({"status": "completed", "test_accuracy": True}, False),
+        ({"status": "completed", "test_accuracy": 1.5}, False),
+        ({"status": "completed", "test_accuracy": 0.5, "macro_f1": "high"}, False),
+        ({"status": "completed"}, False),
+        ({"status": "failed", "error": "ValueError: x"}, True),  # no scores to check
+    ],
+)
+def test_a_completed_run_s_metrics_must_hold_its_scores_as_numbers(tmp_path, metrics, read):
+    """Otherwise the run counts as not done (the same command redoes it; a report shows it
+    unfinished)."""
+    from emnist_bench.rundir import read_metrics
+
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert (read_metrics(tmp_path) == metrics) is read

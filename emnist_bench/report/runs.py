@@ -22,6 +22,7 @@ from emnist_bench.rundir import (
     find_run_dirs,
     read_annotations,
     read_json,
+    read_metrics,
 )
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
@@ -96,7 +97,7 @@ def _select(cfg: dict[str, Any], key: str) -> Any:
 def run_row(run_dir: Path, label: str) -> dict[str, Any]:
     """One summary row from a run folder, shown as ``label``; scores are blank unless the run
     completed."""
-    metrics = read_json(run_dir / METRICS)
+    metrics = read_metrics(run_dir)
     cfg = load_run_config(run_dir)
     if metrics is None:
         metrics = {"status": "unfinished", **_choices_from_config(run_dir)}
@@ -187,7 +188,10 @@ def base_choices(summary: pd.DataFrame, folders: Sequence[Path]) -> dict[str, di
         elif len(sweep_defaults) == len(TECHNIQUE_GROUPS):
             bases[model] = dict(sweep_defaults)
         else:
-            bases[model] = {g: runs[g].dropna().mode().iloc[0] for g in TECHNIQUE_GROUPS}
+            common = {g: runs[g].dropna().mode() for g in TECHNIQUE_GROUPS}
+            # A model none of whose runs names its techniques (no metrics.json, no config) has
+            # no base; its runs are then shown by folder name.
+            bases[model] = {g: mode.iloc[0] if len(mode) else None for g, mode in common.items()}
     return bases
 
 

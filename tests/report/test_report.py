@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import subprocess
@@ -323,6 +324,23 @@ def test_a_run_that_never_finished_is_reported_from_its_config(sweep: Path):
         "nadam",
         "optimizer=nadam",
     )
+
+
+def test_metrics_edited_into_nonsense_count_as_unfinished_and_the_report_is_written(sweep: Path):
+    """A completed run's metrics.json whose accuracy is not a number, and a folder of another
+    tool's metrics.json with no techniques or config: neither stops the report."""
+    edited = sweep / "mlp" / "optimizer=sgd" / "metrics.json"
+    edited.write_text(json.dumps({**json.loads(edited.read_text()), "test_accuracy": "abc"}))
+    foreign = sweep / "other" / "run"
+    foreign.mkdir(parents=True)
+    (foreign / "metrics.json").write_text('{"status": "completed", "test_accuracy": 0.5}')
+
+    summary, _ = load_summary([sweep])
+    rows = summary.set_index("run_dir")
+    assert rows.loc["mlp/optimizer=sgd", "status"] == "unfinished"
+    assert pd.isna(rows.loc["mlp/optimizer=sgd", "test_accuracy"])
+    assert rows.loc["other/run", "variant"] == "run"  # no techniques: shown by folder name
+    assert report.write_report(sweep)["report_html"].is_file()
 
 
 def test_base_of_a_full_factorial_comes_from_the_sweep_config(tmp_path: Path):
