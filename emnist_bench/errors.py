@@ -24,6 +24,11 @@ DISK_FAULTS = {
     errno.EROFS: "read-only file system; write the outputs elsewhere (hydra.run.dir=DIR)",
     errno.EACCES: "permission denied; write the outputs to a folder you own (hydra.run.dir=DIR)",
     errno.EPERM: "operation not permitted; write the outputs elsewhere (hydra.run.dir=DIR)",
+    # A file where a folder must go: hydra.run.dir, or a folder on its path, names a file.
+    errno.EEXIST: "a file is in the way of a folder; remove it or write the outputs elsewhere "
+    "(hydra.run.dir=DIR)",
+    errno.ENOTDIR: "a file is in the way of a folder on this path; remove it or write the "
+    "outputs elsewhere (hydra.run.dir=DIR)",
 }
 
 

@@ -212,6 +212,20 @@ def test_disk_faults_are_one_line(error, line, capsys):
     assert capsys.readouterr().err == line + "\n"
 
 
+@pytest.mark.parametrize("inside", ["", "sub"])
+def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, inside):
+    """``hydra.run.dir`` naming a file (or a path through one): Hydra's own mkdir fails."""
+    (tmp_path / "afile").write_text("not a folder")
+    out = tmp_path / "afile" / inside if inside else tmp_path / "afile"
+    done = command("model=mlp", "data.root=/nonexistent", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        f"error: {out}: a file is in the way of a folder"
+        f"{' on this path' if inside else ''}; remove it or write the outputs elsewhere "
+        "(hydra.run.dir=DIR)\n"
+    )
+
+
 def test_other_os_errors_still_raise():
     with pytest.raises(FileNotFoundError), exit_on_user_error():
         raise FileNotFoundError(errno.ENOENT, "No such file", "/x")
