@@ -61,6 +61,7 @@ def validate(cfg: DictConfig) -> None:
         )
     if model.family == "cnn":
         _check_maps_fit_kernels(model)
+    _check_watched_metrics_exist(cfg)
     name = cfg.regularization.name
     for penalty in UNUSED_PENALTIES.get(name, ()):
         if cfg.regularization[penalty] > 0:
@@ -72,6 +73,23 @@ def validate(cfg: DictConfig) -> None:
         from emnist_bench.tracking.store import import_mlflow
 
         import_mlflow()  # missing: one line naming the extra, before the run starts
+
+
+def _check_watched_metrics_exist(cfg: DictConfig) -> None:
+    """What a schedule or a search watches is logged: without validation images there is no
+    ``val_*`` metric, and Keras would only warn while ReduceLROnPlateau never acts (early
+    stopping, on by default, is left out on purpose in such a run instead)."""
+    if cfg.data.get("val_size") != 0:
+        return
+    watched = {"tuner.objective": cfg.tuner.objective if cfg.tuner.name != "none" else None}
+    if cfg.lr_schedule.name == "reduce_on_plateau":
+        watched["lr_schedule.monitor"] = cfg.lr_schedule.monitor
+    for key, metric in watched.items():
+        if metric is not None and str(metric).startswith("val_"):
+            raise ConfigError(
+                f"{key}={metric} needs validation images, but data.val_size=0; watch "
+                f"{str(metric).removeprefix('val_')} or hold some out (data.val_size=0.1)"
+            )
 
 
 def _check_maps_fit_kernels(model: DictConfig) -> None:

@@ -151,6 +151,11 @@ def test_required_technique_grid_is_available():
         (["trainer.sample_grid=0"], "trainer.sample_grid=0 must be >= 1"),
         (["trainer.intra_op_threads=-3"], "trainer.intra_op_threads=-3 must be >= 1 (or null"),
         (["tuner=hyperband", "tuner.max_epochs=0"], "tuner.max_epochs=0 must be >= 1"),
+        (
+            ["data.val_size=0", "lr_schedule=reduce_on_plateau"],
+            "lr_schedule.monitor=val_loss needs validation images, but data.val_size=0; watch loss",
+        ),
+        (["data.val_size=0", "tuner=random"], "tuner.objective=val_accuracy needs validation"),
         (["tuner=hyperband", "tuner.factor=1"], "tuner.factor=1 must be >= 2 (the models divided"),
         (["data.subset=0"], "data.subset=0 must be >= 1 (images per class, or null"),
         (["augment=light", "augment.shift=1.5"], "augment.shift=1.5 must be in [0, 1) (a fr"),
