@@ -132,10 +132,16 @@ def _send(run_dir: Path, removed: Sequence[str] = ()) -> None:
 
 
 def sync(folder: Path, uri: str | None, experiment: str | None, console: Console) -> None:
-    from emnist_bench.tracking.store import tracking_uri
+    from emnist_bench.tracking.store import Unavailable, tracking_uri
     from emnist_bench.tracking.sync import sync_folder
 
-    synced = sync_folder(folder, uri, experiment)
+    try:
+        synced = sync_folder(folder, uri, experiment)
+    except Unavailable as error:  # a wrong URI or a store that is down: nothing is lost
+        raise UserError(
+            f"{error}; check --tracking-uri (or $MLFLOW_TRACKING_URI) and run the same "
+            "command again: runs already sent are not sent twice"
+        ) from None
     for item in synced:
         console.print(f"{item.action:9} {item.name} {item.run_id or ''}".rstrip(), soft_wrap=True)
     counts: dict[str, int] = {}

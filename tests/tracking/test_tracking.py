@@ -263,3 +263,12 @@ def test_runs_sync_without_mlflow_names_the_extra(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mlflow", None)
     with pytest.raises(UserError, match=r"pip install 'emnist_bench\[track\]'"):
         sync_folder(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+
+
+def test_runs_sync_to_a_store_it_cannot_use_is_one_line(tmp_path, capsys):
+    write_run(tmp_path, "run", 0.8)
+    with pytest.raises(SystemExit) as exited:
+        runs_main(["sync", str(tmp_path), "--tracking-uri", "notascheme://x"])
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: notascheme://x: ") and "check --tracking-uri" in line
