@@ -27,7 +27,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from emnist_bench.errors import UserError
+from emnist_bench.errors import UserError, reason
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ ANNOTATIONS = "annotations.json"
 # when the run resumes, so that it goes on logging into the same tracked run.
 TRACKED = "mlflow"
 COMPLETED = "completed"
+SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")  # numbers, once completed
 RUNNING = "running"
 INTERRUPTED = "interrupted"
 _UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
@@ -185,22 +186,15 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_metrics(out: Path) -> dict[str, Any] | None:
-    """The ``metrics.json`` of the run in ``out``, or None when it is missing, unreadable or not
-    what a run writes: a completed run's test accuracy must be a number in [0, 1] and its other
-    scores numbers (a file edited by hand or by another tool counts as no file, so the run is
-    done again and a report shows it unfinished rather than stopping on it)."""
+    """The run's ``metrics.json``; None when missing, unreadable, or a completed run's scores are
+    not numbers (its test accuracy in [0, 1]): a file edited by hand or by another tool counts as
+    none, so the run is done again and a report shows it unfinished instead of stopping on it."""
     metrics = read_json(out / METRICS)
     if metrics is None or metrics.get("status") != COMPLETED:
         return metrics
-    accuracy = metrics.get("test_accuracy")
-    if not _number(accuracy) or not 0 <= accuracy <= 1:
-        return None
-    others = (metrics.get(key) for key in ("macro_f1", "val_accuracy", "test_loss"))
-    return metrics if all(value is None or _number(value) for value in others) else None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    accuracy, *others = (metrics.get(key) for key in SCORES)  # type(): a bool is no score
+    numbers = all(value is None or type(value) in (int, float) for value in others)
+    return metrics if numbers and type(accuracy) in (int, float) and 0 <= accuracy <= 1 else None
 
 
 def read_annotations(out: Path) -> dict[str, Any]:
@@ -261,7 +255,7 @@ def read_saved_config(run_dir: Path, needed: Sequence[str] = ()) -> DictConfig:
     try:
         cfg = OmegaConf.load(run_dir / CONFIG)
     except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError, ValueError) as error:
-        raise UserError(f"{damaged} ({_first_line(error)}); {fix}") from None
+        raise UserError(f"{damaged} ({reason(error)[:300]}); {fix}") from None
     if not isinstance(cfg, DictConfig):
         raise UserError(f"{damaged} (not a mapping); {fix}")
     for key in needed:
@@ -289,14 +283,8 @@ def load_saved_model(run_dir: Path) -> Any:
     try:
         return load_model(path)
     except (*_UNREADABLE, TypeError, AttributeError) as error:
-        raise UserError(
-            f"{path}: Keras cannot load this model ({_first_line(error)}); {fix}"
-        ) from None
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(error).__name__
+        problem = reason(error)[:300]
+        raise UserError(f"{path}: Keras cannot load this model ({problem}); {fix}") from None
 
 
 def damaged_artifacts(out: Path, metrics: dict[str, Any]) -> list[str]:
