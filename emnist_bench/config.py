@@ -253,6 +253,34 @@ def with_hparams_file(cfg: DictConfig) -> DictConfig:
         raise ConfigError(message) from None
 
 
+def with_overrides(saved: DictConfig, overrides: list[str], usage: str) -> DictConfig:
+    """A finished run's resolved config with ``key=value`` overrides (evaluate, export), each
+    checked against its group's schema as composing would (name, type, range), so that
+    ``data.split=bylass`` is one line, not a search for the files of a split that does not exist.
+
+    Raises:
+        ConfigError: naming the override and what is wrong with it.
+    """
+    merged = saved
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{item!r} is not key=value; {usage}")
+        try:
+            change = OmegaConf.from_dotlist([item])
+            [group] = change
+            if group not in saved:
+                raise ConfigError(f"{group}: the run's config has no such key")
+            merged = OmegaConf.merge(merged, change)
+            schema = schema_for(str(group), merged[group])
+            # The keys given, typed as the schema says (their bounds are checked below).
+            typed = OmegaConf.merge(OmegaConf.structured(schema), change[group]) if schema else None
+        except (OmegaConfBaseException, ConfigError) as error:
+            raise ConfigError(f"{item}: {reason(error)}") from None
+        if typed is not None:
+            check_ranges(typed, f"{group}.")
+    return merged
+
+
 def technique_choices(cfg: DictConfig) -> dict[str, Any]:
     """The technique chosen in each group, as reported in metrics.json and summaries."""
     return {

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
+from emnist_bench.config import with_overrides
 from emnist_bench.errors import UserError, exit_on_user_error
 from emnist_bench.rundir import MODEL, load_saved_model, read_saved_config, write_json
 
@@ -29,10 +28,7 @@ def evaluate(run_dir: Path | str, overrides: list[str] = ()) -> dict[str, Any]:
     """
     run_dir = Path(run_dir)
     saved = read_saved_config(run_dir)
-    bad = [item for item in overrides if "=" not in item]
-    if bad:
-        raise UserError(f"{bad[0]!r} is not key=value; {USAGE}")
-    cfg = OmegaConf.merge(saved, OmegaConf.from_dotlist(list(overrides)))
+    cfg = with_overrides(saved, list(overrides), USAGE)
 
     from emnist_bench.data import load_test
 

@@ -75,8 +75,7 @@ def export(
     Raises:
         UserError: when the run or its test split is unusable, or the check fails.
     """
-    from omegaconf import OmegaConf
-
+    from emnist_bench.config import with_overrides
     from emnist_bench.predict.saved import open_run
 
     if fmt not in FORMATS:
@@ -89,7 +88,8 @@ def export(
     out = Path(out) if out is not None else Path(run_dir) / "export"
     check_out(out)  # before the work, not after it
     run = open_run(run_dir)
-    cfg = OmegaConf.merge(run.config, OmegaConf.from_dotlist(["data.download=false", *overrides]))
+    usage = "python -m emnist_bench.export --format FORMAT RUN_DIR [key=value ...]"
+    cfg = with_overrides(run.config, ["data.download=false", *overrides], usage)
     test, mapping = load_checked_test(cfg, run.classes)
 
     from emnist_bench.evaluate.metrics import predict

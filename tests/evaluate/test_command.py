@@ -52,3 +52,24 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert result.stderr.strip() == (
         f"error: {tmp_path / 'config.yaml'}: not found; RUN_DIR must be the output folder of a run"
     )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.split=bylass", "data.split=bylass: Invalid value 'bylass', expected one of [bal"),
+        ("data.subset=0", "data.subset=0 must be >= 1"),
+        ("data.roott=/x", "data.roott=/x: Key 'roott' not in 'DataSchema'"),
+        ("trainer.batch_size=abc", "trainer.batch_size=abc: Value 'abc' of type 'str' could not"),
+        ("foo.bar=1", "foo.bar=1: foo: the run's config has no such key"),
+        ("notkv", "'notkv' is not key=value; usage: python -m emnist_bench.evaluate RUN_DIR"),
+    ],
+)
+def test_a_wrong_override_is_one_line_before_any_data_is_looked_for(cnn_run, override, message):
+    """As composing a run would refuse it: a misspelt split is not a download of its files."""
+    from emnist_bench.errors import ConfigError
+    from emnist_bench.evaluate.command import evaluate
+
+    with pytest.raises(ConfigError) as refused:
+        evaluate(cnn_run[0], [override])
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
