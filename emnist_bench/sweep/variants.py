@@ -56,11 +56,19 @@ def one_factor_at_a_time(techniques: DictConfig, choices: DictConfig) -> str:
             the base run, not a second run).
         choices: the base configuration's choice per group (``hydra.runtime.choices``).
 
-    A group or option without a registered variant is listed anyway: composing that job then
-    fails with Hydra's own message, which names the variants there are.
+    Raises:
+        ValueError: for an option the group does not have (``optimizer: [sgdd]``), naming the
+            ones it has, before any job starts.
     """
     variants = [BASE]
     for group, listed in techniques.items():
+        known = options(group)
+        unknown = [str(o) for o in listed if str(o) not in known]
+        if unknown:
+            raise ValueError(
+                f"grid.techniques.{group} lists {unknown[0]!r}, not an option of {group}; "
+                f"choose from {', '.join(known)}"
+            )
         base = choices.get(group)
         variants += [variant_name(group, str(o)) for o in listed if str(o) != base]
     return ",".join(_quote(v) for v in variants)

@@ -104,6 +104,12 @@ def test_one_factor_at_a_time_lists_the_base_once():
     assert variants.sweep_over(OmegaConf.create(["off", "on"])) == "off,on"
 
 
+def test_an_option_a_group_lacks_stops_the_grid_before_any_job():
+    techniques = OmegaConf.create({"optimizer": ["sgd", "sgdd"]})
+    with pytest.raises(ValueError, match=r"lists 'sgdd', not an option of optimizer; choose from"):
+        variants.one_factor_at_a_time(techniques, OmegaConf.create({"optimizer": "adam"}))
+
+
 def test_grid_narrows_from_the_command_line():
     _, jobs = compose_jobs(
         [
