@@ -271,7 +271,8 @@ def with_overrides(saved: DictConfig, overrides: list[str], usage: str) -> DictC
             if group not in saved:
                 raise ConfigError(f"{group}: the run's config has no such key")
             merged = OmegaConf.merge(merged, change)
-            schema = schema_for(str(group), merged[group])
+            node = merged[group]
+            schema = schema_for(str(group), node) if isinstance(node, DictConfig) else None
             # The keys given, typed as the schema says (their bounds are checked below).
             typed = OmegaConf.merge(OmegaConf.structured(schema), change[group]) if schema else None
         except (OmegaConfBaseException, ConfigError) as error:

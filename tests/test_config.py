@@ -301,3 +301,11 @@ def test_a_hparams_file_group_is_checked_against_its_schema(tmp_path):
     applied = config_lib.with_hparams_file(compose_config([f"hparams_file={path}"]))
     with pytest.raises(ConfigError, match=re.escape("dropout.rate=1.5 must be in [0, 1)")):
         config_lib.validate(applied)
+
+
+def test_overrides_of_a_saved_config_are_typed_and_a_plain_key_is_taken_as_it_is():
+    saved = OmegaConf.create(OmegaConf.to_container(compose_config([]), resolve=True))
+    merged = config_lib.with_overrides(saved, ["hparams_file=x", "data.subset=5"], "usage")
+    assert (merged.hparams_file, merged.data.subset) == ("x", 5)
+    with pytest.raises(ConfigError, match=r"^data.subset=x: Value 'x' of type 'str' could not"):
+        config_lib.with_overrides(saved, ["data.subset=x"], "usage")
