@@ -220,7 +220,7 @@ def report(result: dict[str, Any]) -> str:
 
 def main(arguments: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    options = parser().parse_args(sys.argv[1:] if arguments is None else arguments)
+    options = parser().parse_intermixed_args(sys.argv[1:] if arguments is None else arguments)
     with exit_on_user_error():
         result = export(options.run_dir, options.fmt, options.out, options.quantize,
                         options.overrides)  # fmt: skip

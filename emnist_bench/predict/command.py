@@ -158,7 +158,7 @@ def results_table(results: list[dict[str, Any]]):
 
 def main(arguments: list[str] | None = None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    options = parser().parse_args(sys.argv[1:] if arguments is None else arguments)
+    options = parser().parse_intermixed_args(sys.argv[1:] if arguments is None else arguments)
     sheet = None if options.no_sheet else (options.sheet or options.run_dir / SHEET)
     with exit_on_user_error():
         results, seen = predict_files(

@@ -146,6 +146,14 @@ def test_an_out_that_is_a_file_is_one_line_before_any_work(cnn_run, tmp_path, ca
         assert time.perf_counter() - started < 2 and taken.read_text() == "mine"
 
 
+def test_overrides_may_follow_the_options_and_are_checked_against_the_schema(cnn_run, capsys):
+    folder, _ = cnn_run
+    with pytest.raises(SystemExit) as stopped:
+        command.main([str(folder), "--format", "tflite", "data.split=bylass"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.startswith("error: data.split=bylass: Invalid value 'bylass'")
+
+
 def test_a_damaged_model_is_one_line(cnn_run, tmp_path, capsys):
     import shutil
 
