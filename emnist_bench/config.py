@@ -17,6 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 from emnist_bench import conf_folder
 from emnist_bench.errors import ConfigError, reason
 from emnist_bench.schema import SCHEMAS, schema_for
+from emnist_bench.techniques import pooled_blocks
 
 # The groups a search chooses (``tuning.space.hparams_fragment``): all an hparams_file may set.
 HPARAMS_GROUPS = ("model", "dropout", "batch_norm", "regularization", "optimizer")
@@ -103,10 +104,7 @@ def _check_maps_fit_kernels(model: DictConfig) -> None:
             f"model.kernel_size has {len(sizes)} entries, expected {blocks} (one per conv block)"
         )
     sizes = list(sizes) if isinstance(sizes, ListConfig) else [sizes] * blocks
-    pool_after = model.pool_after
-    if pool_after is None:
-        pool_after = range(model.pool_every, blocks + 1, model.pool_every)
-    pooled = model.pooling != "none" and set(pool_after)
+    pooled = model.pooling != "none" and pooled_blocks(blocks, model.pool_every, model.pool_after)
     side = 28 - 2 * model.crop
     for number, kernel in enumerate(sizes, start=1):
         if model.padding == "valid":

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS
+from emnist_bench.techniques import MIN_CNN_CONV_BLOCKS, MIN_MLP_HIDDEN_LAYERS, pooled_blocks
 
 IMAGE_SHAPE = (28, 28)
 POOLING = {"max": layers.MaxPooling2D, "average": layers.AveragePooling2D, "none": None}
@@ -203,7 +203,7 @@ def build_cnn(
     dense_dropout_rates = _per_layer(dense_dropout_rates, len(dense_units), "dense_dropout_rates")
     if pooling not in POOLING:
         raise ValueError(f"pooling must be one of {sorted(POOLING)}, got {pooling!r}")
-    pooled, pool_layer = _pooled_blocks(blocks, pool_every, pool_after), POOLING[pooling]
+    pooled, pool_layer = pooled_blocks(blocks, pool_every, pool_after), POOLING[pooling]
     block = {"negative_slope": negative_slope, "batch_norm": batch_norm, "bn_momentum": bn_momentum}
     conv_block = {**block, "pool_first": pool_first}
     inputs, x = _inputs(augmentation, crop)
@@ -221,16 +221,6 @@ def build_cnn(
     x = layers.Flatten()(x)
     x = _dense_blocks(x, dense_units, dense_activations, dense_dropout_rates, regularizer, **block)
     return keras.Model(inputs, _classes(x, num_classes), name=name)
-
-
-def _pooled_blocks(blocks: int, pool_every: int, pool_after: Sequence[int] | None) -> set[int]:
-    """The conv blocks (numbered from 1) that a pooling layer follows."""
-    if pool_after is None:
-        pool_after = range(pool_every, blocks + 1, pool_every)
-    pool_after = set(pool_after)
-    if not pool_after <= set(range(1, blocks + 1)):
-        raise ValueError(f"pool_after must number blocks 1..{blocks}, got {sorted(pool_after)}")
-    return pool_after
 
 
 def _dense_blocks(x, units, activations, dropout_rates, regularizer, **block):

@@ -6,6 +6,8 @@ again, so a new option is one new file.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from emnist_bench import conf_folder
 
 # The config groups a comparison is about, in the order tables and plots show them. A sweep
@@ -29,3 +31,15 @@ MIN_CNN_CONV_BLOCKS = 2
 def options(group: str) -> list[str]:
     """Every option of a config group: the names of the YAML files in ``conf/<group>/``."""
     return sorted(path.stem for path in (conf_folder() / group).glob("*.yaml"))
+
+
+def pooled_blocks(blocks: int, pool_every: int, pool_after: Sequence[int] | None) -> set[int]:
+    """The CNN conv blocks (numbered from 1) that a pooling layer follows: those of
+    ``model.pool_after``, else every ``pool_every``-th (the model builds it, the config check
+    follows the map sizes through it)."""
+    if pool_after is None:
+        pool_after = range(pool_every, blocks + 1, pool_every)
+    pool_after = set(pool_after)
+    if not pool_after <= set(range(1, blocks + 1)):
+        raise ValueError(f"pool_after must number blocks 1..{blocks}, got {sorted(pool_after)}")
+    return pool_after

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emnist_bench.errors import UserError
+from emnist_bench.errors import UserError, reason
 
 MAX_PIXELS = 40_000_000
 """The largest image read by default, in pixels (``--max-pixels``)."""
@@ -128,8 +128,7 @@ def _decode(data, name: str, max_pixels: int):
         raise
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError,
             KeyError, TypeError, ZeroDivisionError) as error:  # fmt: skip
-        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"{name}: not a readable PNG or JPEG image ({detail})") from error
+        raise UserError(f"{name}: not a readable PNG or JPEG image ({reason(error)})") from error
 
 
 def image_files(sources: list[Path | str]) -> list[Path]:

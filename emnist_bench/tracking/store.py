@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from emnist_bench.errors import UserError
+from emnist_bench.errors import reason as one_line
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,7 @@ def reason(error: BaseException) -> str:
     text = str(error).strip()
     if any(sign in text for sign in ("Max retries exceeded", "Connection refused")):
         return "cannot connect to the tracking server"
-    first = text.splitlines()[0] if text else type(error).__name__
-    return first.split(" (Caused by")[0][:200]
+    return one_line(error).split(" (Caused by")[0][:200]
 
 
 class Unavailable(Exception):
