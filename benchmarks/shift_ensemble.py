@@ -75,13 +75,15 @@ def main() -> None:
 
     from emnist_bench.data import load_test
 
-    test, _ = load_test(compose([f"data.root={args.root}"]).data)
+    test, mapping = load_test(compose([f"data.root={args.root}"]).data)
     images, labels = test.images, test.labels
     if args.prior_strength is not None:
         from emnist_bench.data.load import load_part
+        from emnist_bench.training.losses import class_prior
 
+        # As the logit-adjusted loss computes it (a run held out its validation images first).
         train = load_part(args.root, "balanced", "train").labels
-        prior = np.bincount(train, minlength=int(labels.max()) + 1) / train.size
+        prior = class_prior(train, mapping.num_classes)
 
     def accuracy(probabilities) -> str:
         return f"{100 * np.mean(probabilities.argmax(axis=1) == labels):.2f}%"
