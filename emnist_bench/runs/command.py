@@ -77,7 +77,8 @@ def print_csv(shown: list[dict[str, Any]]) -> None:
 
 def print_diff(found: dict[str, dict[str, tuple[Any, Any]]], a: Path, b: Path, console) -> None:
     if not any(found.values()):
-        console.print(f"{a} and {b}: same config, metrics, tags and note")
+        # One line whatever the paths' length: a wrapped line breaks scripts that grep it.
+        console.print(f"{a} and {b}: same config, metrics, tags and note", soft_wrap=True)
         return
     table = Table(title="What differs", show_lines=False)
     table.add_column("key", style="bold", overflow="fold")
@@ -142,12 +143,12 @@ def sync(folder: Path, uri: str | None, experiment: str | None, console: Console
             "command again: runs already sent are not sent twice"
         ) from None
     for item in synced:
-        console.print(f"{item.action:9} {item.name} {item.run_id or ''}".rstrip())
+        console.print(f"{item.action:9} {item.name} {item.run_id or ''}".rstrip(), soft_wrap=True)
     counts: dict[str, int] = {}
     for item in synced:
         counts[item.action] = counts.get(item.action, 0) + 1
     tally = ", ".join(f"{n} {action}" for action, n in counts.items())
-    console.print(f"{len(synced)} runs synced to {tracking_uri(uri)} ({tally})")
+    console.print(f"{len(synced)} runs synced to {tracking_uri(uri)} ({tally})", soft_wrap=True)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -206,9 +207,7 @@ def _descending_sort(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     arguments = parser().parse_args(_descending_sort(argv))
-    # soft_wrap: a line of text stays one line whatever its paths' length (scripts grep it);
-    # tables are laid out to the width all the same.
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=False)
     with exit_on_user_error():
         if arguments.command == "ls":
             rows = sort_rows(where(load_rows(arguments.folders), arguments.where), arguments.sort)
