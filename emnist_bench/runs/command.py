@@ -207,6 +207,8 @@ def _descending_sort(argv: Sequence[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     arguments = parser().parse_args(_descending_sort(argv))
+    # Plain lines print with soft_wrap=True (one line whatever the paths' length); the console
+    # keeps False, which centres the tables' titles.
     console = Console(highlight=False, soft_wrap=False)
     with exit_on_user_error():
         if arguments.command == "ls":
