@@ -144,7 +144,8 @@ def results_table(results: list[dict[str, Any]]):
     for rank in range(ranks):
         table.add_column(f"#{rank + 1}", justify="right")
     for path, result in zip(paths, results, strict=True):
-        name = Text(printable(path.name if one_folder else str(path)))
+        # The name as given: Path would turn "/pages/." into "/pages".
+        name = Text(printable(path.name if one_folder else str(result["file"])))
         if "error" in result:
             table.add_row(name, Text(printable(result["error"]), style="red"))
             continue
