@@ -15,6 +15,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# --- property tests ---------------------------------------------------------------------------
+
+# The property tests (Hypothesis) draw the same examples on every run by default, so a CI run
+# fails only on what the change broke, never on a draw's luck; a test's own @settings changes
+# the number of examples, not this. To search afresh, as a fuzzing session would:
+#   EMNIST_BENCH_HYPOTHESIS=explore make test PYTEST_ARGS="tests/data/test_fuzz.py"
+# and pin what it finds with @example, so every later run checks that case.
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("EMNIST_BENCH_HYPOTHESIS", "repeatable"))
 
 # --- data ------------------------------------------------------------------------------------
 
