@@ -60,7 +60,7 @@ def measure(root: Path, cache_dir: Path, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="EMNIST IDX folder")
     parser.add_argument("--cache-dir", type=Path, help="cache folder (default: a temp folder)")
     parser.add_argument("--repeats", type=int, default=5)

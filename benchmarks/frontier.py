@@ -120,7 +120,7 @@ def plot(panels: dict[str, list[Point]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--curve", action="append", required=True, metavar="ISA:LABEL=PATH")
     parser.add_argument("--out", default="outputs/benchmarks/frontier.png")
     args = parser.parse_args()

@@ -29,7 +29,7 @@ def time_once(command: list[str], env: dict[str, str]) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("extra", nargs="*", help="arguments after --help (e.g. model=cnn)")
     args = parser.parse_args(argv)

@@ -45,7 +45,7 @@ PIPELINE = "input pipeline alone"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="speedrun_cnn")
     parser.add_argument("--images", type=int, default=10_240)
     parser.add_argument("--rounds", type=int, default=7)

@@ -25,11 +25,11 @@ from tests.predict.scans import compare_with_evaluate  # noqa: E402
 
 
 def main() -> None:
-    parse = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parse.add_argument("run_dir", type=Path)
-    parse.add_argument("--root", type=Path, required=True, help="folder with the test split")
-    parse.add_argument("--every", type=int, default=1, help="use every N-th test image")
-    options = parse.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--root", type=Path, required=True, help="folder with the test split")
+    parser.add_argument("--every", type=int, default=1, help="use every N-th test image")
+    options = parser.parse_args()
     test = load_part(options.root, "balanced", "test", cache_dir=None)
     images, labels = test.images[:: options.every], test.labels[:: options.every]
     started = time.perf_counter()

@@ -56,7 +56,7 @@ def prior_shifted(probabilities, prior, strength: float):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(REPO.parent / "shared/data/emnist-proxy"))
     parser.add_argument("runs", nargs="+", type=Path, help="run folders holding model.keras")
     parser.add_argument(

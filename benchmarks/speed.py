@@ -306,7 +306,7 @@ def machine() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(REPO.parent / "shared/data/emnist-proxy"))
     parser.add_argument("--target", type=float, default=0.84)
     parser.add_argument("--max-epochs", type=int, default=12)

@@ -202,13 +202,26 @@ def plot(results: dict, target: float, path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=str(REPO.parent / "shared/data/emnist-proxy"))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--root",
+        default=str(REPO.parent / "shared/data/emnist-proxy"),
+        help="folder with the EMNIST Balanced files (default: the proxy beside the repository)",
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="one run per seed")
     parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
-    parser.add_argument("--notebook-epochs", type=int, default=12)
-    parser.add_argument("--target", type=float, default=0.90)
-    parser.add_argument("--out", default="outputs/benchmarks/time_to_accuracy")
+    parser.add_argument(
+        "--notebook-epochs", type=int, default=12, help="epochs of the notebook's way"
+    )
+    parser.add_argument(
+        "--target", type=float, default=0.90, help="the accuracy whose first epoch is timed"
+    )
+    parser.add_argument(
+        "--out",
+        default="outputs/benchmarks/time_to_accuracy",
+        help="folder for results.json, curves.csv, the figure and summary.md; earlier runs "
+        "there (other recipes or seeds) stay in them",
+    )
     parser.add_argument("overrides", nargs="*", help="config overrides for every preset run")
     args = parser.parse_args()
     out = Path(args.out).resolve()
