@@ -64,12 +64,21 @@ def composition_error(error: Exception) -> ConfigError:
     return ConfigError(": ".join(parts) + " (python -m emnist_bench --help lists every key)")
 
 
+def multirun_flag_first(arguments: list[str]) -> list[str]:
+    """``-m`` wherever the user typed it: Hydra's parser takes it only before the overrides
+    (``... optimizer=sgd,adam -m`` fails with "unrecognized arguments"). It takes no value, so
+    moving it changes nothing else."""
+    flags = [argument for argument in arguments if argument in ("-m", "--multirun")]
+    return flags + [argument for argument in arguments if argument not in flags]
+
+
 def main() -> None:
     """The command (``__main__`` answers a lone ``--help`` or ``--version`` before it): user
     errors exit 2 with one line on stderr. ``--help`` with overrides is Hydra's own, showing the
     config they compose."""
     # Hydra's errors reach this function instead of being printed over several lines.
     os.environ["HYDRA_FULL_ERROR"] = "1"
+    sys.argv[1:] = multirun_flag_first(sys.argv[1:])
     try:
         with exit_on_user_error():
             check_group_choices(sys.argv[1:])
@@ -78,5 +87,11 @@ def main() -> None:
                 _hydra_main()
             except (HydraException, OmegaConfBaseException) as error:
                 raise composition_error(error) from None
+            except ValueError as error:  # Hydra's own check of its modes, before composing
+                if not str(error).startswith("Only one of --run"):
+                    raise
+                raise UserError(
+                    f"{error}: -m runs a sweep; --cfg and --info print the config and run nothing"
+                ) from None
     except FaultExit as fault:  # a full disk: the one line is printed, end now
         fault.end_process()

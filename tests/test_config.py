@@ -201,6 +201,23 @@ def test_cli_refuses_wrong_values_in_one_line_with_exit_code_2(tmp_path, argumen
     assert not (tmp_path / "metrics.json").exists()
 
 
+def test_multirun_flag_may_follow_overrides(tmp_path):
+    """``model=cnn -m optimizer=sgd,adam``: Hydra's parser alone says "unrecognized arguments"."""
+    result = run_cli(
+        "model=cnn", "-m", "optimizer=sgd,adam", "trainer.epochs=-1", f"hydra.sweep.dir={tmp_path}"
+    )
+    assert result.returncode == 2 and "unrecognized arguments" not in result.stderr
+    assert result.stderr.splitlines()[-1] == "error: trainer.epochs=-1 must be >= 0"
+    assert (tmp_path / "model=cnn,optimizer=sgd,trainer.epochs=-1").is_dir()  # a sweep's job
+
+
+def test_two_modes_at_once_are_refused_in_one_line(tmp_path):
+    result = run_cli("-m", "--cfg", "job", f"hydra.sweep.dir={tmp_path}")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: Only one of --run, --multirun, --cfg")
+    assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_technique_choices_name_every_group():
     cfg = compose_config(
         [
