@@ -3,6 +3,7 @@
 import re
 import tomllib
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -10,6 +11,8 @@ from tests.conftest import REPO_ROOT
 
 # The extras `make lock` resolves (the Makefile's LOCKED_EXTRAS): all but gpu.
 LOCKED_EXTRAS = ("cpu", "dev", "track", "slurm", "ray")
+# The platform it resolves them for (the Makefile's --python-platform).
+LOCKED_PLATFORM = {"sys_platform": "linux", "platform_machine": "x86_64", "python_version": "3.11"}
 
 
 def _pins() -> dict[str, str]:
@@ -21,10 +24,11 @@ def _pins() -> dict[str, str]:
 def _declared() -> list[Requirement]:
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     extras = project["optional-dependencies"]
-    return [
+    requirements = [
         Requirement(text)
         for text in [*project["dependencies"], *(d for e in LOCKED_EXTRAS for d in extras[e])]
     ]
+    return [r for r in requirements if r.marker is None or r.marker.evaluate(LOCKED_PLATFORM)]
 
 
 def test_the_lock_pins_each_declared_dependency_within_its_range():
@@ -41,3 +45,26 @@ def test_the_makefile_installs_through_the_lock_the_extras_it_was_resolved_for()
     makefile = (REPO_ROOT / "Makefile").read_text()
     assert "-c $(LOCK)" in makefile
     assert f"LOCKED_EXTRAS := {' '.join(LOCKED_EXTRAS)}" in makefile
+
+
+# Where PyPI has which TensorFlow 2.21 wheel for CPython 3.11 (its file list, 2026-12-07):
+# tensorflow-cpu for Linux x86-64 and Windows; tensorflow for those and Apple silicon and Linux
+# on ARM, where it is the CPU build.
+CPU_WHEELS = {
+    ("linux", "x86_64"): "tensorflow-cpu",
+    ("win32", "AMD64"): "tensorflow-cpu",
+    ("darwin", "arm64"): "tensorflow",
+    ("linux", "aarch64"): "tensorflow",
+}
+
+
+@pytest.mark.parametrize(("platform", "machine"), CPU_WHEELS)
+def test_the_cpu_extra_asks_for_one_tensorflow_that_has_a_wheel_there(platform, machine):
+    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    environment = {"sys_platform": platform, "platform_machine": machine, "python_version": "3.11"}
+    asked = [
+        Requirement(text).name
+        for text in extras["optional-dependencies"]["cpu"]
+        if Requirement(text).marker is None or Requirement(text).marker.evaluate(environment)
+    ]
+    assert asked == [CPU_WHEELS[platform, machine]]
