@@ -54,9 +54,13 @@ def validation_split(
     classes = np.unique(labels).size
     count = val_size if isinstance(val_size, int) else round(val_size * total)
     if not classes <= count <= total - classes:
+        if count > total:
+            split = f"asks for {count} validation images of the {total} training images"
+        else:
+            split = f"leaves {total - count} of {total} training images for training and {count}"
+            split += " for validation"
         raise ConfigError(
-            f"data.val_size={val_size} leaves {total - count} of {total} training images for "
-            f"training and {count} for validation; each needs at least one per class "
+            f"data.val_size={val_size} {split}; each side needs at least one image per class "
             f"({classes}); {_working_val_size(total, classes)}"
         )
     train, val = train_test_split(

@@ -74,6 +74,14 @@ def test_bad_val_size_is_a_config_error(smoke_data, proxy_cache, val_size):
         load_dataset(data_config(smoke_data, proxy_cache, val_size=val_size), seed=0)
 
 
+def test_more_validation_than_training_images_says_how_many_there_are(smoke_data, proxy_cache):
+    with pytest.raises(ConfigError) as error:
+        load_dataset(data_config(smoke_data, proxy_cache, val_size=10_000), seed=0)
+    assert str(error.value).startswith(
+        "data.val_size=10000 asks for 10000 validation images of the 2350 training images; "
+    )
+
+
 @pytest.mark.parametrize("subset", [0, -1])
 def test_bad_subset_is_a_config_error(smoke_data, proxy_cache, subset):
     with pytest.raises(ConfigError, match=rf"data\.subset={subset} must be a positive count"):
