@@ -120,7 +120,12 @@ def schema_section(name: str) -> list[str]:
         return []
     base = schema.__mro__[1]
     if dataclasses.is_dataclass(base):  # a group's schema extended by an option's keys
-        inherited = frozenset(field.name for field in dataclasses.fields(base))
+        own = {field.name: field for field in dataclasses.fields(schema)}
+        inherited = frozenset(
+            field.name
+            for field in dataclasses.fields(base)
+            if (field.type, field.default) == (own[field.name].type, own[field.name].default)
+        )
         title = f"Schema `{schema.__name__}` (`{name}`): the keys of `{base.__name__}` and these:"
     else:
         inherited, title = frozenset(), f"Schema `{schema.__name__}` (`{name}`):"

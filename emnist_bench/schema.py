@@ -232,6 +232,8 @@ class OptimizerSchema:
 
     name: OptimizerName = MISSING
     learning_rate: float = bounded(gt=0)
+    # Keras decays with any optimizer: a preset's decay holds for the one swapped in for its own.
+    weight_decay: float | None = bounded(None, ge=0, why="or null: none")
 
 
 @dataclass
@@ -249,7 +251,7 @@ class RhoSchema(OptimizerSchema):
 
 @dataclass
 class AdamWSchema(OptimizerSchema):
-    weight_decay: float = bounded(ge=0)
+    weight_decay: float = bounded(ge=0)  # a number: Keras's AdamW refuses null
 
 
 @dataclass

@@ -291,8 +291,9 @@ def test_model_arguments_carry_the_regularization_as_validated(overrides, penalt
         *[([f"{group}=typo"], f"Could not find '{group}/typo'") for group in USER_GROUPS[:-2]],
         (["+experiment=typo"], "Could not find 'experiment/typo'"),
         (["+sweep=typo"], "Could not find 'sweep/typo'"),
-        # A preset's own keys must fit the option chosen over its own (sgd has no decay).
-        (["+experiment=speedrun_cnn", "optimizer=sgd"], "Key 'weight_decay' not in 'SGDSchema'"),
+        # A preset's own keys must fit the option chosen over its own.
+        (["+experiment=speedrun_cnn", "model=mlp"], "Key 'conv_filters' not in 'MLPSchema'"),
+        (["optimizer=adamw", "optimizer.weight_decay=null"], "is not Optional"),
     ],
 )
 def test_every_group_refuses_a_wrong_value_as_it_composes(overrides, message):

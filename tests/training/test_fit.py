@@ -80,6 +80,29 @@ def test_weight_decay_reaches_the_optimizer():
     assert model.optimizer.weight_decay == pytest.approx(0.003)
 
 
+@pytest.mark.parametrize(
+    ("optimizer", "keras_class"),
+    [
+        ("sgd", keras.optimizers.SGD),
+        ("rmsprop", keras.optimizers.RMSprop),
+        ("adam", keras.optimizers.Adam),
+    ],
+)
+def test_a_presets_weight_decay_holds_for_the_optimizer_swapped_in(optimizer, keras_class):
+    cfg = compose_config(["+experiment=speedrun_cnn", f"optimizer={optimizer}"])
+    model = training.build_model(cfg, NUM_CLASSES)
+    training.compile_model(model, cfg, prior=np.full(NUM_CLASSES, 1 / NUM_CLASSES))
+    assert type(model.optimizer) is keras_class
+    assert model.optimizer.weight_decay == pytest.approx(0.0005)  # speedrun_cnn's
+
+
+def test_no_weight_decay_unless_asked_for():
+    cfg = compose_config(["model=mlp", "optimizer=sgd"])
+    model = training.build_model(cfg, NUM_CLASSES)
+    training.compile_model(model, cfg)
+    assert model.optimizer.weight_decay is None  # not 0.0: Keras then skips the decay's ops
+
+
 def test_trainer_callbacks_are_made_from_hydra_targets(tmp_path):
     cfg = compose_config(
         [
