@@ -37,6 +37,7 @@ def test_a_trial_fragment_holds_whole_groups():
     assert optimizer == {
         "name": "sgd",
         "learning_rate": 0.0123457,
+        "weight_decay": None,
         "momentum": 0.9,
         "nesterov": True,
     }
