@@ -135,7 +135,7 @@ def test_any_content_length_is_answered_never_a_traceback(server, length):
 
 def test_a_body_shorter_than_its_content_length_is_answered_408(server):
     # The client sends the headers and goes quiet: the server answers once its socket times
-    # out, where it used to drop the connection without a word.
+    # out, rather than dropping the connection without a word.
     status, _, answer = request(server, "POST", "/predict", b"", Content_Type="image/png",
                                 **{"Content-Length": "1"})  # fmt: skip
     assert status == 408 and answer["error"] == "the upload stopped short"
