@@ -209,16 +209,16 @@ def write_annotations(out: Path, tags: dict[str, str], note: str | None) -> None
     write_json(out / ANNOTATIONS, {"tags": tags, "note": note})
 
 
-# Keys that cannot change what a run computes: a run that completed, or a backup it resumes
-# from, counts for the same config whatever they say (turning on a logger re-runs nothing).
+# Keys that cannot change what a run computes (turning on a logger re-runs nothing).
 NOT_COMPARED = ("logger",)
 
 
-def comparable(resolved: Any) -> Any:
-    """A resolved config without :data:`NOT_COMPARED`, for telling whether two runs are one."""
+def comparable(resolved: Any, skip: tuple[str, ...] = NOT_COMPARED) -> Any:
+    """A resolved config without :data:`NOT_COMPARED` and its nulls, for telling whether two runs
+    are one: a key that a later version adds, null by default, leaves earlier runs done."""
     if not isinstance(resolved, dict):
         return resolved
-    return {key: value for key, value in resolved.items() if key not in NOT_COMPARED}
+    return {k: comparable(v, ()) for k, v in resolved.items() if k not in skip and v is not None}
 
 
 def _saved_config(out: Path) -> Any:

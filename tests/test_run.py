@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from emnist_bench.run import run
 from emnist_bench.rundir import completed_metrics
@@ -201,6 +203,25 @@ def test_a_completed_run_is_not_repeated(cnn_run, smoke_data, proxy_cache, monke
     changed = compose_config([*overrides, "trainer.seed=1"], output_dir=out)
     assert completed_metrics(changed, out) is None
     assert completed_metrics(compose_config(overrides, output_dir=out), out) is not None
+
+
+def test_a_key_added_since_a_run_was_made_leaves_it_done(
+    cnn_run, smoke_data, proxy_cache, tmp_path
+):
+    """A run made before ``optimizer.weight_decay`` existed (its config.yaml lacks the key) is
+    the same run as one with ``weight_decay: null``, so upgrading re-runs no sweep; a decay that
+    is set is another run."""
+    out, _ = cnn_run
+    old = tmp_path / "run"
+    shutil.copytree(out, old)
+    saved = yaml.safe_load((old / "config.yaml").read_text())
+    assert saved["optimizer"].pop("weight_decay") is None
+    saved["output_dir"] = str(old)  # as if made there
+    (old / "config.yaml").write_text(yaml.safe_dump(saved))
+    overrides = smoke_overrides(smoke_data, proxy_cache, *CNN_RUN)
+    assert completed_metrics(compose_config(overrides, output_dir=old), old) is not None
+    decayed = compose_config([*overrides, "optimizer.weight_decay=0.001"], output_dir=old)
+    assert completed_metrics(decayed, old) is None
 
 
 @pytest.mark.slow
