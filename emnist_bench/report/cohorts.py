@@ -97,7 +97,9 @@ def _identity(row: pd.Series) -> str | None:
     if not isinstance(row["settings"], dict):
         return None
     techniques = [row[g] for g in TECHNIQUE_GROUPS]
-    return repr((row["model"], row["seed"], techniques, sorted(row["settings"].items())))
+    # A null is a key's absence (one added since older runs were made), as runs compare configs.
+    settings = sorted((k, v) for k, v in row["settings"].items() if v != "null")
+    return repr((row["model"], row["seed"], techniques, settings))
 
 
 def mark_duplicates(summary: pd.DataFrame) -> None:

@@ -106,6 +106,15 @@ def test_a_copied_run_counts_once_and_is_listed(tmp_path: Path):
     assert "1 run repeat another run's config and seed and count once" in text
 
 
+def test_a_copy_made_after_a_key_was_added_with_null_is_still_a_copy(tmp_path: Path):
+    root = tmp_path / "sweep"
+    grid(root)
+    write_run(root, "mlp/dropout=off/copy-of-seed=1", 0.66, seed=1, dropout="off",
+              settings={**PLAIN, "optimizer.weight_decay": None})  # fmt: skip
+    summary, _ = load_summary([root])
+    assert summary["duplicate_of"].notna().sum() == 1
+
+
 def test_holm_adjusts_for_the_real_comparisons_only_and_says_how_many(tmp_path: Path):
     root = tmp_path / "sweep"
     grid(root)
