@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from emnist_bench import conf_folder
@@ -360,3 +360,39 @@ def schedule_options(cfg: DictConfig) -> dict[str, Any]:
     options = OmegaConf.to_container(cfg.lr_schedule, resolve=True, enum_to_str=True)
     options.pop("name")
     return options
+
+
+# Keys that cannot change what a run computes (turning on a logger re-runs nothing).
+NOT_COMPARED = ("logger",)
+
+
+def same_run(saved: Any, cfg: DictConfig) -> bool:
+    """Whether ``saved``, an earlier run's resolved ``config.yaml``, asks for what ``cfg`` does
+    (:data:`NOT_COMPARED` aside): a key its version lacked counts as the schema's default (keys
+    come with the default that keeps the old behaviour: ``model.crop: 0``) and a null as no
+    key, so that an upgrade re-runs no finished run and restarts no resumable one."""
+    return _comparable(_with_defaults(saved, cfg)) == _comparable(
+        OmegaConf.to_container(cfg, resolve=True)
+    )
+
+
+def _comparable(resolved: Any, skip: tuple[str, ...] = NOT_COMPARED) -> Any:
+    if not isinstance(resolved, dict):
+        return resolved
+    return {k: _comparable(v, ()) for k, v in resolved.items() if k not in skip and v is not None}
+
+
+def _with_defaults(saved: Any, node: DictConfig) -> Any:
+    """``saved`` with each key it lacks that ``node``'s schema gives a default, at every level."""
+    if not (isinstance(saved, dict) and isinstance(node, DictConfig)):
+        return saved
+    schema, filled = OmegaConf.get_type(node), dict(saved)
+    for field in dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ():
+        if field.default_factory is not dataclasses.MISSING:
+            filled.setdefault(field.name, field.default_factory())
+        elif field.default not in (dataclasses.MISSING, MISSING):
+            filled.setdefault(field.name, field.default)
+    for key, value in filled.items():
+        if isinstance(value, dict) and key in node and not OmegaConf.is_interpolation(node, key):
+            filled[key] = _with_defaults(value, node[key])
+    return filled

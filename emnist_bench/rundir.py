@@ -27,6 +27,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from emnist_bench.config import same_run
 from emnist_bench.errors import UserError, reason
 
 log = logging.getLogger(__name__)
@@ -209,23 +210,13 @@ def write_annotations(out: Path, tags: dict[str, str], note: str | None) -> None
     write_json(out / ANNOTATIONS, {"tags": tags, "note": note})
 
 
-# Keys that cannot change what a run computes (turning on a logger re-runs nothing).
-NOT_COMPARED = ("logger",)
-
-
-def comparable(resolved: Any, skip: tuple[str, ...] = NOT_COMPARED) -> Any:
-    """A resolved config without :data:`NOT_COMPARED` and its nulls, for telling whether two runs
-    are one: a key that a later version adds, null by default, leaves earlier runs done."""
-    if not isinstance(resolved, dict):
-        return resolved
-    return {k: comparable(v, ()) for k, v in resolved.items() if k not in skip and v is not None}
-
-
-def _saved_config(out: Path) -> Any:
+def _same_config(out: Path, cfg: DictConfig) -> bool:
+    """Whether the run saved in ``out`` asked for what ``cfg`` does (``config.same_run``)."""
     try:
-        return comparable(OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True))
+        saved = OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
     except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException):
-        return None  # missing, unreadable or not YAML: no earlier run to match
+        return False  # missing, unreadable or not YAML: no earlier run to match
+    return same_run(saved, cfg)
 
 
 def model_is_whole(path: Path) -> bool:
@@ -310,7 +301,7 @@ def completed_metrics(cfg: DictConfig, out: Path) -> dict[str, Any] | None:
     metrics = read_metrics(out)
     if metrics is None or metrics.get("status") != COMPLETED:
         return None
-    if _saved_config(out) != comparable(OmegaConf.to_container(cfg, resolve=True)):
+    if not _same_config(out, cfg):
         return None
     damaged = damaged_artifacts(out, metrics)
     if damaged:
@@ -335,7 +326,7 @@ def start_run(cfg: DictConfig, out: Path, metrics: dict[str, Any]) -> bool:
     """
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resuming = (out / BACKUP).is_dir() and any((out / BACKUP).iterdir())
-    resuming = resuming and _saved_config(out) == comparable(resolved)
+    resuming = resuming and _same_config(out, cfg)
     if not resuming:
         remove_backup(out)
         shutil.rmtree(out / TENSORBOARD, ignore_errors=True)

@@ -205,23 +205,30 @@ def test_a_completed_run_is_not_repeated(cnn_run, smoke_data, proxy_cache, monke
     assert completed_metrics(compose_config(overrides, output_dir=out), out) is not None
 
 
+@pytest.mark.parametrize(
+    ("group", "key", "other"),
+    [
+        ("optimizer", "weight_decay", "0.001"),  # null by default
+        ("model", "crop", "2"),
+        ("trainer", "label_smoothing", "0.1"),
+    ],
+)
 def test_a_key_added_since_a_run_was_made_leaves_it_done(
-    cnn_run, smoke_data, proxy_cache, tmp_path
+    cnn_run, smoke_data, proxy_cache, tmp_path, group, key, other
 ):
-    """A run made before ``optimizer.weight_decay`` existed (its config.yaml lacks the key) is
-    the same run as one with ``weight_decay: null``, so upgrading re-runs no sweep; a decay that
-    is set is another run."""
+    """A run whose config.yaml lacks a key (made by a version without it) is the same run as
+    one with the key's default, so upgrading re-runs no sweep; another value is another run."""
     out, _ = cnn_run
     old = tmp_path / "run"
     shutil.copytree(out, old)
     saved = yaml.safe_load((old / "config.yaml").read_text())
-    assert saved["optimizer"].pop("weight_decay") is None
+    del saved[group][key]
     saved["output_dir"] = str(old)  # as if made there
     (old / "config.yaml").write_text(yaml.safe_dump(saved))
     overrides = smoke_overrides(smoke_data, proxy_cache, *CNN_RUN)
     assert completed_metrics(compose_config(overrides, output_dir=old), old) is not None
-    decayed = compose_config([*overrides, "optimizer.weight_decay=0.001"], output_dir=old)
-    assert completed_metrics(decayed, old) is None
+    changed = compose_config([*overrides, f"{group}.{key}={other}"], output_dir=old)
+    assert completed_metrics(changed, old) is None
 
 
 @pytest.mark.slow
