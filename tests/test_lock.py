@@ -21,14 +21,21 @@ def _pins() -> dict[str, str]:
     return {canonicalize_name(name): version for name, version in found}
 
 
+def _project() -> dict:
+    return tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+
+
+def _applying(texts: list[str], environment: dict[str, str]) -> list[Requirement]:
+    """The requirements among ``texts`` whose markers hold on ``environment``'s platform."""
+    requirements = [Requirement(text) for text in texts]
+    return [r for r in requirements if r.marker is None or r.marker.evaluate(environment)]
+
+
 def _declared() -> list[Requirement]:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    project = _project()
     extras = project["optional-dependencies"]
-    requirements = [
-        Requirement(text)
-        for text in [*project["dependencies"], *(d for e in LOCKED_EXTRAS for d in extras[e])]
-    ]
-    return [r for r in requirements if r.marker is None or r.marker.evaluate(LOCKED_PLATFORM)]
+    texts = [*project["dependencies"], *(d for e in LOCKED_EXTRAS for d in extras[e])]
+    return _applying(texts, LOCKED_PLATFORM)
 
 
 def test_the_lock_pins_each_declared_dependency_within_its_range():
@@ -60,11 +67,6 @@ CPU_WHEELS = {
 
 @pytest.mark.parametrize(("platform", "machine"), CPU_WHEELS)
 def test_the_cpu_extra_asks_for_one_tensorflow_that_has_a_wheel_there(platform, machine):
-    extras = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     environment = {"sys_platform": platform, "platform_machine": machine, "python_version": "3.11"}
-    asked = [
-        Requirement(text).name
-        for text in extras["optional-dependencies"]["cpu"]
-        if Requirement(text).marker is None or Requirement(text).marker.evaluate(environment)
-    ]
-    assert asked == [CPU_WHEELS[platform, machine]]
+    asked = _applying(_project()["optional-dependencies"]["cpu"], environment)
+    assert [r.name for r in asked] == [CPU_WHEELS[platform, machine]]
