@@ -11,11 +11,12 @@ import dataclasses
 from typing import Any
 
 import yaml
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from emnist_bench import conf_folder
 from emnist_bench.errors import ConfigError, reason
+from emnist_bench.fields import field_defaults
 from emnist_bench.schema import SCHEMAS, schema_for
 from emnist_bench.techniques import pooled_blocks
 
@@ -386,12 +387,8 @@ def _with_defaults(saved: Any, node: DictConfig) -> Any:
     """``saved`` with each key it lacks that ``node``'s schema gives a default, at every level."""
     if not (isinstance(saved, dict) and isinstance(node, DictConfig)):
         return saved
-    schema, filled = OmegaConf.get_type(node), dict(saved)
-    for field in dataclasses.fields(schema) if dataclasses.is_dataclass(schema) else ():
-        if field.default_factory is not dataclasses.MISSING:
-            filled.setdefault(field.name, field.default_factory())
-        elif field.default not in (dataclasses.MISSING, MISSING):
-            filled.setdefault(field.name, field.default)
+    schema = OmegaConf.get_type(node)
+    filled = (field_defaults(schema) if dataclasses.is_dataclass(schema) else {}) | saved
     for key, value in filled.items():
         if isinstance(value, dict) and key in node and not OmegaConf.is_interpolation(node, key):
             filled[key] = _with_defaults(value, node[key])

@@ -1,7 +1,9 @@
 """The two kinds of schema field OmegaConf lacks: a name from a closed set (an Enum that
 behaves as its string) and a number or list kept within bounds (dataclass field metadata that
-``config.check_ranges`` reads)."""
+``config.check_ranges`` reads); and a schema's defaults, which stand in for keys an older run's
+config lacks."""
 
+import dataclasses
 from dataclasses import field
 from enum import StrEnum
 from typing import Any
@@ -31,3 +33,21 @@ def bounded(
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def field_defaults(schema: type) -> dict[str, Any]:
+    """The value each field of the dataclass ``schema`` takes where a config leaves it out, as a
+    resolved config holds it (a nested schema as a dict, a name as its string); fields an option
+    must give (``???``) have none."""
+    found: dict[str, Any] = {}
+    for item in dataclasses.fields(schema):
+        if item.default_factory is not dataclasses.MISSING:
+            value = item.default_factory()
+        elif item.default not in (dataclasses.MISSING, MISSING):
+            value = item.default
+        else:
+            continue
+        if dataclasses.is_dataclass(value):  # the schema's fields as a nested schema's defaults
+            value = field_defaults(type(value))
+        found[item.name] = str(value) if isinstance(value, Choice) else value
+    return found

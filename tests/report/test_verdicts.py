@@ -115,6 +115,23 @@ def test_a_copy_made_after_a_key_was_added_with_null_is_still_a_copy(tmp_path: P
     assert summary["duplicate_of"].notna().sum() == 1
 
 
+def test_a_run_made_before_a_key_existed_counts_as_made_with_its_default(tmp_path: Path):
+    # trainer.label_smoothing came with 0.0, hard labels as before: runs whose config lacks it
+    # are pooled with runs at 0.0 and never with runs that smooth, and a copy at 0.0 is a copy.
+    grid(tmp_path / "old")
+    grid(tmp_path / "smoothed", **{"trainer.label_smoothing": 0.1})
+    effects = effects_of(tmp_path / "old", tmp_path / "smoothed")
+    assert set(effects["model"]) == {
+        "mlp (trainer.label_smoothing=0.0)",
+        "mlp (trainer.label_smoothing=0.1)",
+    }
+    assert (effects["n_runs"] == 3).all()
+    write_run(tmp_path / "old", "mlp/dropout=off/copy-of-seed=1", 0.66, seed=1, dropout="off",
+              settings={**PLAIN, "trainer.label_smoothing": 0.0})  # fmt: skip
+    summary, _ = load_summary([tmp_path / "old"])
+    assert summary["duplicate_of"].notna().sum() == 1
+
+
 def test_holm_adjusts_for_the_real_comparisons_only_and_says_how_many(tmp_path: Path):
     root = tmp_path / "sweep"
     grid(root)
