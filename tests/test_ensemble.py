@@ -84,6 +84,30 @@ def test_save_load_and_float32_rebuild_keep_the_predictions(tmp_path):
     np.testing.assert_allclose(rebuilt.predict(x, verbose=0), expected, atol=0.02)
 
 
+@pytest.mark.parametrize("family", ["mlp", "cnn"])
+def test_an_augmented_ensemble_of_three_saves_a_file_keras_loads(tmp_path, family):
+    """Each member augments with layers of its own: shared by three members, they made a
+    graph Keras refused to load back ('The name "pixels" is used 2 times')."""
+    from emnist_bench.training.fit import build_model, savable_model
+
+    shapes = ["model.hidden_units=[16,12,8]"] if family == "mlp" else ["model.dense_units=[16]"]
+    cfg = compose_config(
+        [f"model={family}", *shapes, "model.members=3", "augment=light", "batch_norm=on"]
+    )
+    model = build_model(cfg, num_classes=5)
+    augmenting = [
+        {id(layer) for layer in member.layers if layer.name.startswith("random_")}
+        for member in model.members
+    ]
+    assert all(augmenting) and len(set.union(*augmenting)) == sum(map(len, augmenting))
+    x, _ = batch()
+    expected = model.predict(x, verbose=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    savable_model(model).save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), expected, atol=1e-6)
+
+
 def test_one_member_is_refused():
     with pytest.raises(ValueError, match="at least 2 members"):
         Ensemble([tiny_mlp("a", 1)])

@@ -48,16 +48,20 @@ def augmentation_layers(augment: DictConfig) -> list[keras.layers.Layer]:
 
 def build_model(cfg: DictConfig, num_classes: int) -> keras.Model:
     arguments = config_lib.model_arguments(cfg, num_classes)
-    arguments["augmentation"] = augmentation_layers(cfg.augment)
     builder = models.build_mlp if cfg.model.family == "mlp" else models.build_cnn
     members = int(cfg.model.get("members") or 1)
     if members == 1:
-        return builder(**arguments)
+        return builder(**arguments, augmentation=augmentation_layers(cfg.augment))
     from emnist_bench.ensemble import Ensemble
 
+    # Each member gets layers of its own: augmentation layers shared by three members or more
+    # make a saved model that Keras cannot load ('The name "pixels" is used 2 times').
     name = arguments.pop("name")
     return Ensemble(
-        [builder(**arguments, name=f"{name}_{member}") for member in range(1, members + 1)],
+        [
+            builder(**arguments, augmentation=augmentation_layers(cfg.augment), name=f"{name}_{k}")
+            for k in range(1, members + 1)
+        ],
         name=name,
     )
 
