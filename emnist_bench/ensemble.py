@@ -1,11 +1,12 @@
 """Several networks trained side by side as one Keras model, predicting their mean probabilities.
 
 ``model.members: K`` builds K copies of the configured network, each with its own initial
-weights and dropout masks. They see the same batches, and each learns from its own loss (the
-training loss is the mean of the members' losses), so they are K independent models, not one
-wide one; the model's output, in evaluation, prediction and export, is the mean of their class
-probabilities. That is the plain ensemble of deep-learning practice (Lakshminarayanan et al.,
-2017), trained in one ``fit`` so that a run, its backup and its saved model stay one of each.
+weights, dropout masks and random augmentation. They see the same batches, and each learns from
+its own loss (the training loss is the mean of the members' losses), so they are K independent
+models, not one wide one; the model's output, in evaluation, prediction and export, is the mean
+of their class probabilities. That is the plain ensemble of deep-learning practice
+(Lakshminarayanan et al., 2017), trained in one ``fit`` so that a run, its backup and its saved
+model stay one of each.
 This class only changes how the members train: a run saves the same graph as Keras's own
 functional model (:func:`emnist_bench.models.standard_keras`), which loads without this package.
 """
