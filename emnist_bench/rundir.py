@@ -275,6 +275,8 @@ def load_saved_model(run_dir: Path) -> Any:
         return load_model(path)
     except (*_UNREADABLE, TypeError, AttributeError) as error:
         problem = reason(error)[:300]
+        # The file is whole, so the run counts as done and its command would skip it.
+        fix = f"to train it again, delete {path.parent} and run its training command"
         raise UserError(f"{path}: Keras cannot load this model ({problem}); {fix}") from None
 
 

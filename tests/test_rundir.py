@@ -194,7 +194,10 @@ def test_a_model_keras_refuses_is_one_line(tmp_path):
     run = saved_run(tmp_path / "run")
     with pytest.raises(UserError) as raised:
         load_saved_model(run)
-    assert one_line(raised).startswith(f"{run / MODEL}: Keras cannot load this model (")
+    message = one_line(raised)
+    assert message.startswith(f"{run / MODEL}: Keras cannot load this model (")
+    # A whole file makes the run done, so its command alone would skip it.
+    assert message.endswith(f"to train it again, delete {run} and run its training command")
 
 
 @pytest.mark.parametrize(
