@@ -369,12 +369,10 @@ NOT_COMPARED = ("logger",)
 
 def same_run(saved: Any, cfg: DictConfig) -> bool:
     """Whether ``saved``, an earlier run's resolved ``config.yaml``, asks for what ``cfg`` does
-    (:data:`NOT_COMPARED` aside): a key its version lacked counts as the schema's default (keys
-    come with the default that keeps the old behaviour: ``model.crop: 0``) and a null as no
-    key, so that an upgrade re-runs no finished run and restarts no resumable one."""
-    return _comparable(_with_defaults(saved, cfg)) == _comparable(
-        OmegaConf.to_container(cfg, resolve=True)
-    )
+    (:data:`NOT_COMPARED` aside, a missing key at its default, a null as no key): an upgrade
+    re-runs no finished run and restarts no resumable one."""
+    now = OmegaConf.to_container(cfg, resolve=True)
+    return _comparable(with_defaults(saved)) == _comparable(now)
 
 
 def _comparable(resolved: Any, skip: tuple[str, ...] = NOT_COMPARED) -> Any:
@@ -383,13 +381,18 @@ def _comparable(resolved: Any, skip: tuple[str, ...] = NOT_COMPARED) -> Any:
     return {k: _comparable(v, ()) for k, v in resolved.items() if k not in skip and v is not None}
 
 
-def _with_defaults(saved: Any, node: DictConfig) -> Any:
-    """``saved`` with each key it lacks that ``node``'s schema gives a default, at every level."""
-    if not (isinstance(saved, dict) and isinstance(node, DictConfig)):
+def with_defaults(saved: Any) -> Any:
+    """An earlier run's resolved config with each key its version lacked at the schema's default
+    (a new key's default keeps the old behaviour: ``model.crop: 0``)."""
+    if not isinstance(saved, dict):
         return saved
-    schema = OmegaConf.get_type(node)
-    filled = (field_defaults(schema) if dataclasses.is_dataclass(schema) else {}) | saved
-    for key, value in filled.items():
-        if isinstance(value, dict) and key in node and not OmegaConf.is_interpolation(node, key):
-            filled[key] = _with_defaults(value, node[key])
-    return filled
+    schemas = {g: schema_for(g, v) for g, v in saved.items() if isinstance(v, dict)}
+    return saved | {g: _merged(field_defaults(s), saved[g]) for g, s in schemas.items() if s}
+
+
+def _merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    merged = defaults | values
+    for key, value in values.items():
+        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
+            merged[key] = _merged(defaults[key], value)
+    return merged

@@ -12,8 +12,8 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
+from emnist_bench.config import with_defaults
 from emnist_bench.errors import UserError
-from emnist_bench.fields import field_defaults
 from emnist_bench.report.cohorts import cohorts, label_options, mark_duplicates
 from emnist_bench.rundir import (
     COMPLETED,
@@ -25,7 +25,6 @@ from emnist_bench.rundir import (
     read_json,
     read_metrics,
 )
-from emnist_bench.schema import schema_for
 from emnist_bench.techniques import BASE, TECHNIQUE_GROUPS
 
 SCORES = ("test_accuracy", "macro_f1", "val_accuracy", "test_loss")
@@ -147,32 +146,11 @@ def flat_config(cfg: dict[str, Any]) -> dict[str, str]:
     return flat
 
 
-def _with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
-    """``cfg`` with each key that its run's version of the code lacked at the schema's default
-    (new keys come with the default that keeps the old behaviour: ``model.crop: 0``), so that a
-    run made before a key existed is pooled with runs that leave it at its default and never
-    with runs that change it."""
-    filled = dict(cfg)
-    for group, values in cfg.items():
-        schema = schema_for(group, values) if isinstance(values, dict) else None
-        if schema is not None:
-            filled[group] = _merged(field_defaults(schema), values)
-    return filled
-
-
-def _merged(defaults: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    merged = defaults | values
-    for key, value in values.items():
-        if isinstance(value, dict) and isinstance(defaults.get(key), dict):
-            merged[key] = _merged(defaults[key], value)
-    return merged
-
-
 def settings(cfg: dict[str, Any]) -> dict[str, str]:
     """A run's resolved config as ``{"trainer.epochs": "5", ...}``: every value that can change
     its result (not :data:`UNRELATED`), a key its version of the code lacked at its default, the
     data folder by name only (paths differ between machines)."""
-    flat = flat_config(_with_defaults(cfg))
+    flat = flat_config(with_defaults(cfg))
     searched = flat.get("tuner.name", "none") not in ("none", "null")
     kept = {key: value for key, value in flat.items() if not _unrelated(key, searched)}
     if "data.root" in kept:
