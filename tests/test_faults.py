@@ -271,3 +271,42 @@ def test_evaluate_refuses_a_model_keras_will_not_load(smoke_data, proxy_cache, t
     with pytest.raises(UserError, match=r"model\.keras: Keras cannot load this model") as refused:
         evaluate(tmp_path)
     assert "\n" not in str(refused.value)
+
+
+# --- a saved model that would not serve its user ---------------------------------------------
+
+
+def test_a_run_whose_model_file_would_not_load_is_not_completed(
+    smoke_data, proxy_cache, tmp_path, monkeypatch, caplog
+):
+    """A saved batch-norm layer of this package's class (a regression once): caught when the run
+    ends, not later by a user's Keras; the same command, fixed, resumes and completes."""
+    from emnist_bench.evaluate.saved import SavedModelError
+    from emnist_bench.training import fit
+
+    cfg = compose_config(
+        smoke_overrides(
+            smoke_data,
+            proxy_cache,
+            "model=cnn",
+            "model.conv_filters=[4,8]",
+            "model.dense_units=[16]",
+            "batch_norm=on",
+        ),
+        output_dir=tmp_path,
+    )
+    with monkeypatch.context() as patched:
+        patched.setattr(fit, "savable_model", lambda model: model)  # this package's classes
+        with pytest.raises(SavedModelError, match=r"does not know \(emnist_bench>\w*BatchNorm"):
+            run(cfg)
+
+    assert not list(tmp_path.glob("*model*.keras"))  # nothing unusable put in place
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and "plain Keras does not know" in metrics["error"]
+    assert completed_metrics(cfg, tmp_path) is None
+    assert any((tmp_path / "backup").iterdir())  # the trained epoch: the fixed run resumes it
+    with caplog.at_level(logging.INFO, logger="emnist_bench.run"):
+        again = run(cfg)
+    assert "Resuming the run" in caplog.text
+    assert again["status"] == "completed" and again["epochs_run"] == 1
+    assert completed_metrics(cfg, tmp_path) is not None

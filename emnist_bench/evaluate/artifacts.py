@@ -16,6 +16,7 @@ from rich.table import Table
 from emnist_bench import config as config_lib
 from emnist_bench.evaluate import plots, samples
 from emnist_bench.evaluate.metrics import pairs_text, predict, test_metrics
+from emnist_bench.evaluate.saved import check_saved_model
 from emnist_bench.provenance import describe_run
 from emnist_bench.rundir import (
     CLASSES,
@@ -52,9 +53,12 @@ def write_run_files(
     scores = test_metrics(probabilities, data.y_test, data.classes)
     metrics = {**run_metrics(model, cfg, data, fit, history, scores), **(extra or {})}
     write_predictions(out / PREDICTIONS, data.y_test, predictions)
-    # Every file goes to a temporary name first: a kill or a full disk leaves no half file.
+    # Every file goes to a temporary name first: a kill or a full disk leaves no half file, and
+    # a file that would not serve its user is not put in place.
+    checked = min(int(cfg.trainer.batch_size), len(data.y_test))  # one batch, batched alike
     with atomic_path(out / MODEL) as temporary:
         model.save(temporary)
+        check_saved_model(temporary, data.x_test[:checked], probabilities[:checked])
     write_text(
         out / CLASSIFICATION_REPORT,
         classification_text(data, predictions, scores["confused_pairs"]),
