@@ -7,7 +7,8 @@ the frontier, the points no other point beats on both time and accuracy. Prints 
 as a table. Nothing is trained or scored here: the figures are the curves' own.
 
 Each ``--curve`` is ``ISA:LABEL=PATH``: the panel, the name the legend gives the file's recipes
-(the machine, and any overrides its runs had), and the file.
+(the machine, and any overrides its runs had), and the file. Files given one ISA and label pool
+their seeds.
 
     python benchmarks/frontier.py --out benchmarks/results/frontier.png \\
         --curve "native:Xeon=benchmarks/results/xeon/curves.csv" \\
@@ -61,13 +62,23 @@ def parse_curve(spec: str) -> tuple[str, str, Path]:
     return isa.strip(), label.strip(), Path(path)
 
 
-def read_points(label: str, path: Path) -> list[Point]:
-    """The file's recipes as points: mean seconds and accuracy over the seeds at each epoch."""
+def read_points(label: str, *paths: Path) -> list[Point]:
+    """The files' recipes as points: mean seconds and accuracy over the seeds at each epoch.
+    Files under one label pool their seeds (runs of one recipe made on different days); a seed
+    of a recipe in two of them is refused, so that no run counts twice."""
     by_epoch: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
-    with path.open(newline="") as file:
-        for row in csv.DictReader(file):
-            key = (row["recipe"], int(row["epoch"]))
-            by_epoch[key].append((float(row["training_seconds"]), float(row["test_accuracy"])))
+    source: dict[tuple[str, str], Path] = {}
+    for path in paths:
+        with path.open(newline="") as file:
+            for row in csv.DictReader(file):
+                run = (row["recipe"], row["seed"])
+                if source.setdefault(run, path) != path:
+                    raise SystemExit(
+                        f"{label}: {row['recipe']} seed {row['seed']} is in both "
+                        f"{source[run]} and {path}; give each file its own label"
+                    )
+                key = (row["recipe"], int(row["epoch"]))
+                by_epoch[key].append((float(row["training_seconds"]), float(row["test_accuracy"])))
     return [
         Point(
             curve=f"{label} {recipe}",
@@ -124,10 +135,13 @@ def main() -> None:
     parser.add_argument("--curve", action="append", required=True, metavar="ISA:LABEL=PATH")
     parser.add_argument("--out", default="outputs/benchmarks/frontier.png")
     args = parser.parse_args()
-    panels: dict[str, list[Point]] = defaultdict(list)
+    files: dict[tuple[str, str], list[Path]] = defaultdict(list)
     for spec in args.curve:
         isa, label, path = parse_curve(spec)
-        panels[isa] += read_points(label, path)
+        files[isa, label].append(path)
+    panels: dict[str, list[Point]] = defaultdict(list)
+    for (isa, label), paths in files.items():
+        panels[isa] += read_points(label, *paths)
     plot(panels, Path(args.out))
     for isa, points in panels.items():
         print(f"\nFrontier, ISA {isa} (minutes, proxy test accuracy, seeds, curve, epoch)")

@@ -41,6 +41,16 @@ def test_points_average_the_seeds_of_each_epoch(tmp_path):
     assert (second.seeds, second.minutes) == (1, pytest.approx(3.0))
 
 
+def test_files_under_one_label_pool_their_seeds_and_never_count_a_run_twice(tmp_path):
+    first = write_curves(tmp_path / "a.csv", [("best", 1, 1, 60, 0.80)])
+    second = write_curves(tmp_path / "b.csv", [("best", 2, 1, 180, 0.84)])
+    [point] = frontier.read_points("Xeon", first, second)
+    assert (point.seeds, point.minutes, point.accuracy) == (2, 2.0, pytest.approx(0.82))
+    again = write_curves(tmp_path / "c.csv", [("best", 1, 1, 66, 0.81)])
+    with pytest.raises(SystemExit, match=r"best seed 1 is in both .*a\.csv and .*c\.csv"):
+        frontier.read_points("Xeon", first, again)
+
+
 def test_the_frontier_keeps_only_points_nothing_beats_on_time_and_accuracy():
     point = frontier.Point
     points = [
