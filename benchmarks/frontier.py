@@ -64,21 +64,23 @@ def parse_curve(spec: str) -> tuple[str, str, Path]:
 
 def read_points(label: str, *paths: Path) -> list[Point]:
     """The files' recipes as points: mean seconds and accuracy over the seeds at each epoch.
-    Files under one label pool their seeds (runs of one recipe made on different days); a seed
-    of a recipe in two of them is refused, so that no run counts twice."""
+    Files under one label pool their seeds (runs of one recipe made on different days); a run
+    found twice (in two files, or one file given twice) is refused, so that none counts twice."""
     by_epoch: dict[tuple[str, int], list[tuple[float, float]]] = defaultdict(list)
-    source: dict[tuple[str, str], Path] = {}
+    source: dict[tuple[str, str, int], Path] = {}  # each epoch of each run: its file
     for path in paths:
         with path.open(newline="") as file:
             for row in csv.DictReader(file):
-                run = (row["recipe"], row["seed"])
-                if source.setdefault(run, path) != path:
+                recipe, seed, epoch = row["recipe"], row["seed"], int(row["epoch"])
+                if first := source.get((recipe, seed, epoch)):
+                    where = f"both {first} and {path}" if first != path else f"{path} twice"
                     raise SystemExit(
-                        f"{label}: {row['recipe']} seed {row['seed']} is in both "
-                        f"{source[run]} and {path}; give each file its own label"
+                        f"{label}: {recipe} seed {seed} is in {where}; give each file once, "
+                        "under its own label if its runs repeat another's"
                     )
-                key = (row["recipe"], int(row["epoch"]))
-                by_epoch[key].append((float(row["training_seconds"]), float(row["test_accuracy"])))
+                source[recipe, seed, epoch] = path
+                seconds, accuracy = float(row["training_seconds"]), float(row["test_accuracy"])
+                by_epoch[recipe, epoch].append((seconds, accuracy))
     return [
         Point(
             curve=f"{label} {recipe}",

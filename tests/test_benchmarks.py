@@ -49,6 +49,8 @@ def test_files_under_one_label_pool_their_seeds_and_never_count_a_run_twice(tmp_
     again = write_curves(tmp_path / "c.csv", [("best", 1, 1, 66, 0.81)])
     with pytest.raises(SystemExit, match=r"best seed 1 is in both .*a\.csv and .*c\.csv"):
         frontier.read_points("Xeon", first, again)
+    with pytest.raises(SystemExit, match=r"best seed 1 is in .*a\.csv twice"):
+        frontier.read_points("Xeon", first, first)  # one file given twice
 
 
 def test_the_frontier_keeps_only_points_nothing_beats_on_time_and_accuracy():
