@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import math
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,7 +187,10 @@ def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.stat().st_size == 0:
         raise DataError(path, "file is empty")
     try:
-        table = pd.read_csv(path, header=None, engine="c")
+        with warnings.catch_warnings():
+            # A bad cell makes pandas warn of mixed types in its column; the checks below name it.
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)
+            table = pd.read_csv(path, header=None, engine="c")
     except pd.errors.ParserError as error:
         raise DataError(
             path, f"rows have different numbers of columns ({str(error).strip()})"

@@ -303,6 +303,24 @@ def test_broken_files_raise_one_line_data_error(tmp_path, build):
         assert phrase in message
 
 
+def test_a_bad_cell_deep_in_a_large_csv_is_one_error_without_a_pandas_warning(tmp_path):
+    """pandas parses a large file in chunks and warns when one column's chunks disagree in type;
+    the user should see the bad cell, not that warning first."""
+    import warnings
+
+    root = tmp_path / "emnist"
+    root.mkdir()
+    write_mapping(root, SPLIT)
+    rows = csv_rows(np.zeros((3000, 28, 28), dtype=np.uint8), [0] * 3000)
+    rows[5][1] = "abc"
+    write_csv_rows(root / f"emnist-{SPLIT}-train.csv", rows)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DataError, match="row 6, column 2 is 'abc', not a number"):
+            load_part(root, SPLIT, "train")
+
+
 # --- the command line ---------------------------------------------------------------------------
 
 
