@@ -99,7 +99,8 @@ def write_report(
     console = console or Console()
     if not effects.empty:
         models = models_of(effects, summary)
-        counts = f"{status_counts(summary)}; {comparisons(effects)} comparisons under Holm"
+        made = comparisons(effects)
+        counts = f"{status_counts(summary)}; {made} comparison{'s' * (made != 1)} under Holm"
         console.print(best_table(effects, models, f"{title} ({counts})"))
     console.print(
         f"Report: {written['report_html']} (summary.csv, effects.csv, summary.md, plots/)"

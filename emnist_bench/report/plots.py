@@ -7,6 +7,7 @@ several seeds (their range).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import lines, transforms
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -70,72 +72,98 @@ def _option_order(data: pd.DataFrame) -> list[str]:
     return base + others
 
 
+def _effect_label(row: pd.Series) -> str:
+    accuracy = row["test_accuracy"]
+    text = "" if pd.isna(accuracy) else f"{accuracy:.1%}"
+    return f"{text} {_mark(row['verdict']) or row['status']}".strip()
+
+
+def _shown_as_interval(row: pd.Series) -> bool:
+    """Whether an option's difference is drawn: a collapsed one would squash the rest."""
+    finite = not any(pd.isna(row[k]) for k in ("delta", "delta_ci_low", "delta_ci_high"))
+    return finite and not row["is_base"] and _mark(row["verdict"]) != VERDICT_MARKS["collapsed"]
+
+
+def _delta_limits(effects: pd.DataFrame) -> tuple[float, float]:
+    """Percentage points every panel shows: 0 and each drawn interval, room for labels."""
+    drawn = effects[effects.apply(_shown_as_interval, axis=1)] if len(effects) else effects
+    low = min(0.0, 100 * drawn["delta_ci_low"].min()) if len(drawn) else -1.0
+    high = max(0.0, 100 * drawn["delta_ci_high"].max()) if len(drawn) else 1.0
+    span = max(high - low, 1.0)
+    return low - 0.06 * span, high + 0.42 * span
+
+
 def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
-    """Test accuracy per option of each technique, the models' bars side by side."""
+    """Each option's difference from its model's base, in percentage points with the paired 95%
+    interval the verdict rests on, one panel per technique and one row per option.
+
+    The differences, not the accuracies, are drawn: two options' accuracy intervals overlap
+    where their paired difference is clear, since both are scored on the same images and seeds.
+    Filled points are differences the report finds; hollow ones are within their noise. Options
+    with no interval (failed, not compared) or off the scale (collapsed) are named at the left.
+    """
     groups = _groups_present(effects)
     columns = min(3, len(groups))
-    fig = new_figure(5.4 * columns, 4.3 * math.ceil(len(groups) / columns) + 0.6)
+    rows_per_panel = max(len(effects[effects["technique"] == g]["option"].unique()) for g in groups)
+    panel_height = 0.9 + 0.32 * rows_per_panel * max(1, len(models))
+    fig = new_figure(5.4 * columns, panel_height * math.ceil(len(groups) / columns) + 1.3)
     palette = _palette(models)
-    width = 0.8 / len(models)
-    top = effects["test_accuracy"].max()
-    top = 1.0 if pd.isna(top) else min(1.0, top * 1.18 + 0.02)
+    step = 0.8 / len(models)
+    left, right = _delta_limits(effects)
     for ax, group in zip(_panels(fig, len(groups), columns), groups, strict=True):
         data = effects[effects["technique"] == group]
         options = _option_order(data)
-        positions = np.arange(len(options))
+        at_left = transforms.blended_transform_factory(ax.transAxes, ax.transData)
         for i, model in enumerate(models):
             runs = data[data["model"] == model].set_index("option")
-            offsets = positions + (i - (len(models) - 1) / 2) * width
-            heights = np.array([runs["test_accuracy"].get(o, math.nan) for o in options])
-            lows = np.array([runs["ci_low"].get(o, math.nan) for o in options])
-            highs = np.array([runs["ci_high"].get(o, math.nan) for o in options])
-            errors = np.nan_to_num(np.vstack([heights - lows, highs - heights]))
-            bars = ax.bar(
-                offsets, np.nan_to_num(heights), width * 0.95, color=palette[model], label=model,
-                yerr=errors, capsize=2, error_kw={"lw": 0.9, "ecolor": "#333333"},
-            )  # fmt: skip
-            labels = [
-                ""
-                if pd.isna(h)
-                else f"{h:.1%} {VERDICT_MARKS.get(str(runs['verdict'].get(o)).split(' (')[0], '')}"
-                for h, o in zip(heights, options, strict=True)
-            ]
-            ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
-            base = runs[runs["is_base"]]
-            if len(base) and not pd.isna(base["test_accuracy"].iloc[0]):
-                ax.axhline(base["test_accuracy"].iloc[0], color=palette[model], ls="--", lw=1)
-            for x, option in zip(offsets, options, strict=True):
-                status = runs["status"].get(option)
-                if status is not None and status != COMPLETED:
-                    ax.text(
-                        x,
-                        top * 0.02,
-                        status,
-                        rotation=90,
-                        ha="center",
-                        va="bottom",
-                        fontsize=8,
-                        color="firebrick",
-                    )
-        ax.set_xticks(positions, labels=options, rotation=30, ha="right", rotation_mode="anchor")
-        for label, option in zip(ax.get_xticklabels(), options, strict=True):
+            for position, option in enumerate(options):
+                if option not in runs.index:
+                    continue
+                row = runs.loc[option]
+                y = position + (i - (len(models) - 1) / 2) * step
+                color = palette[model]
+                if row["is_base"]:
+                    ax.plot(0, y, marker="D", ms=5, color=color)
+                    accuracy = row["test_accuracy"]
+                    base = "base" if pd.isna(accuracy) else f"{accuracy:.1%} base"
+                    ax.text(0, y, f"  {base}", va="center", fontsize=7, color=color)
+                elif _shown_as_interval(row):
+                    delta, low, high = (100 * row[k] for k in ("delta", "delta_ci_low",
+                                                                "delta_ci_high"))  # fmt: skip
+                    found = _mark(row["verdict"]) in (VERDICT_MARKS["better"],
+                                                      VERDICT_MARKS["worse"])  # fmt: skip
+                    ax.errorbar(
+                        delta, y, xerr=[[delta - low], [high - delta]], fmt="o", ms=5,
+                        color=color, mfc=color if found else "white", capsize=2, lw=1.1,
+                    )  # fmt: skip
+                    ax.text(high, y, f"  {_effect_label(row)}", va="center", fontsize=7,
+                            color=color)  # fmt: skip
+                else:
+                    ax.text(0.01, y, f"◀ {_effect_label(row)}", transform=at_left, va="center",
+                            fontsize=7, color=color)  # fmt: skip
+        ax.axvline(0, color="#555555", lw=0.9)
+        ax.set_yticks(range(len(options)), labels=options)
+        ax.set_ylim(len(options) - 0.5, -0.5)
+        for label, option in zip(ax.get_yticklabels(), options, strict=True):
             if data.loc[data["option"] == option, "is_base"].any():
                 label.set_fontweight("bold")
-        ax.set_ylim(0, top)
-        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        ax.set_xlim(left, right)
         ax.set_title(group, fontsize=12)
-        ax.grid(True, axis="y", alpha=0.3)
+        ax.grid(True, axis="x", alpha=0.3)
         ax.set_axisbelow(True)
-    fig.axes[0].set_ylabel("test accuracy")
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(models), title="model")
-    fig.suptitle(
-        "Test accuracy per option with 95% intervals, one technique changed at a time "
-        f"({about})\nbase option in bold, dashed line: each model's base; "
-        "+ better, − worse, ≈ no detectable difference, 0 no-op, × collapsed, ! unstable, "
-        "? not compared",
-        fontsize=11,
+    for ax in fig.axes:
+        if ax.get_visible():
+            ax.set_xlabel("difference from the base (percentage points)")
+    handles = [lines.Line2D([], [], marker="o", ls="", color=palette[m], label=m) for m in models]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(models), title="model")
+    title = (
+        "Test accuracy of each option minus its model's base, one technique changed at a time, "
+        f"with the paired 95% interval ({about}). Base option in bold (diamond: its accuracy); "
+        "filled: better or worse, hollow: no detectable difference; labels: the option's "
+        "accuracy and verdict (+ better, − worse, ≈ no detectable difference, 0 no-op, "
+        "× collapsed, ! unstable, ? not compared)"
     )
+    fig.suptitle("\n".join(textwrap.wrap(title, width=int(13 * 5.4 * columns))), fontsize=10)
     return fig
 
 
