@@ -93,6 +93,28 @@ def _delta_limits(effects: pd.DataFrame) -> tuple[float, float]:
     return low - 0.06 * span, high + 0.42 * span
 
 
+def _draw_option(ax, row: pd.Series, y: float, color) -> None:
+    """One model's option on its row: the base as a diamond at 0, a difference as a point with
+    its interval (filled where it is a finding), anything else named at the panel's left."""
+    if row["is_base"]:
+        accuracy = row["test_accuracy"]
+        base = "base" if pd.isna(accuracy) else f"{accuracy:.1%} base"
+        ax.plot(0, y, marker="D", ms=5, color=color)
+        ax.text(0, y, f"  {base}", va="center", fontsize=7, color=color)
+    elif _shown_as_interval(row):
+        delta, low, high = (100 * row[k] for k in ("delta", "delta_ci_low", "delta_ci_high"))
+        found = _mark(row["verdict"]) in (VERDICT_MARKS["better"], VERDICT_MARKS["worse"])
+        ax.errorbar(
+            delta, y, xerr=[[delta - low], [high - delta]], fmt="o", ms=5, color=color,
+            mfc=color if found else "white", capsize=2, lw=1.1,
+        )  # fmt: skip
+        ax.text(high, y, f"  {_effect_label(row)}", va="center", fontsize=7, color=color)
+    else:
+        at_left = transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        ax.text(0.01, y, f"◀ {_effect_label(row)}", transform=at_left, va="center", fontsize=7,
+                color=color)  # fmt: skip
+
+
 def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
     """Each option's difference from its model's base, in percentage points with the paired 95%
     interval the verdict rests on, one panel per technique and one row per option.
@@ -113,34 +135,13 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
     for ax, group in zip(_panels(fig, len(groups), columns), groups, strict=True):
         data = effects[effects["technique"] == group]
         options = _option_order(data)
-        at_left = transforms.blended_transform_factory(ax.transAxes, ax.transData)
         for i, model in enumerate(models):
             runs = data[data["model"] == model].set_index("option")
             for position, option in enumerate(options):
                 if option not in runs.index:
                     continue
-                row = runs.loc[option]
                 y = position + (i - (len(models) - 1) / 2) * step
-                color = palette[model]
-                if row["is_base"]:
-                    ax.plot(0, y, marker="D", ms=5, color=color)
-                    accuracy = row["test_accuracy"]
-                    base = "base" if pd.isna(accuracy) else f"{accuracy:.1%} base"
-                    ax.text(0, y, f"  {base}", va="center", fontsize=7, color=color)
-                elif _shown_as_interval(row):
-                    delta, low, high = (100 * row[k] for k in ("delta", "delta_ci_low",
-                                                                "delta_ci_high"))  # fmt: skip
-                    found = _mark(row["verdict"]) in (VERDICT_MARKS["better"],
-                                                      VERDICT_MARKS["worse"])  # fmt: skip
-                    ax.errorbar(
-                        delta, y, xerr=[[delta - low], [high - delta]], fmt="o", ms=5,
-                        color=color, mfc=color if found else "white", capsize=2, lw=1.1,
-                    )  # fmt: skip
-                    ax.text(high, y, f"  {_effect_label(row)}", va="center", fontsize=7,
-                            color=color)  # fmt: skip
-                else:
-                    ax.text(0.01, y, f"◀ {_effect_label(row)}", transform=at_left, va="center",
-                            fontsize=7, color=color)  # fmt: skip
+                _draw_option(ax, runs.loc[option], y, palette[model])
         ax.axvline(0, color="#555555", lw=0.9)
         ax.set_yticks(range(len(options)), labels=options)
         ax.set_ylim(len(options) - 0.5, -0.5)
