@@ -1,7 +1,8 @@
 """The comparison's figures: each technique's effect, validation curves per group, best runs.
 
-Every accuracy is drawn with its 95% interval: error bars on bars, a band around curves of
-several seeds (their range).
+Every figure carries its noise: each option's difference from its base with the paired 95%
+interval the verdict rests on, a band around curves of several seeds (their range), the best
+runs' accuracies with their interval from the test images.
 """
 
 from __future__ import annotations
