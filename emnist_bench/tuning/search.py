@@ -242,10 +242,16 @@ def write_trials_csv(oracle: kt.Oracle, path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def trial_name(trial_id: str) -> str:
+    """A trial as trials.csv and tuner/ name it, with the number keras-tuner's output gave it:
+    its ids count from 0 and its "Running Trial #" lines from 1."""
+    return f"trial {trial_id}" + (f" (Trial #{int(trial_id) + 1})" if trial_id.isdigit() else "")
+
+
 def write_best_hparams(path: Path, fragment: DictConfig, trial, objective: str) -> None:
     path = path.resolve()
     header = (
-        f"# Best configuration of the search in {path.parent}: trial {trial.trial_id}, "
+        f"# Best configuration of the search in {path.parent}: {trial_name(trial.trial_id)}, "
         f"{objective} {trial.score:.4f}.\n"
         "# Re-train it without the tuner (each group below replaces the run's own):\n"
         f"#   python -m emnist_bench hparams_file={path}\n"
@@ -309,9 +315,9 @@ def search(cfg: DictConfig, data, out: Path) -> DictConfig | None:
     fragment = hparams_fragment(cfg, best.hyperparameters.values)
     write_best_hparams(out / BEST_HPARAMS, fragment, best, tuner.oracle.objective.name)
     log.info(
-        "Best of %d trials: trial %s, %s %.4f",
+        "Best of %d trials: %s, %s %.4f",
         len(rows),
-        best.trial_id,
+        trial_name(best.trial_id),
         tuner.oracle.objective.name,
         best.score,
     )

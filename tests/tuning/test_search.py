@@ -93,6 +93,10 @@ def test_search_records_each_trial_and_retrains_the_best(searched):
         assert (out / artifact).is_file(), artifact
     assert len(list((out / "tuner" / "mlp_random").glob("trial_*/trial.json"))) == 2
     hparams = OmegaConf.load(out / "best_hparams.yaml")
+    # Named as trials.csv names it and as keras-tuner's output counted it ("Running Trial #").
+    number = int(best["trial_id"]) + 1
+    header = (out / "best_hparams.yaml").read_text().splitlines()[0]
+    assert f"trial {best['trial_id']} (Trial #{number})," in header
     layers = int(best["layers"])
     assert hparams.model.hidden_units == [int(best[f"units_{i}"]) for i in range(1, layers + 1)]
     assert hparams.model.activations == [best[f"activation_{i}"] for i in range(1, layers + 1)]
