@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,16 +49,31 @@ def _cell(key: str, value: Any) -> str:
     return str(value)
 
 
+HEADERS = {"test_accuracy": "test acc", "epochs_run": "epochs", "train_seconds": "time"}
+PIPE_WIDTH = 240
+"""Characters a table may take when the output is not a terminal."""
+
+
+def _worth_a_column(shown: list[dict[str, Any]]) -> list[str]:
+    """The table's columns: tags and note only where a run has them, family only where it says
+    more than the model (``--json`` and ``--csv`` keep every column)."""
+    columns = list(shown[0])
+    left_out = {c for c in ("tags", "note") if not any(row[c] for row in shown)}
+    if "family" in columns and all(row["family"] == row["model"] for row in shown):
+        left_out.add("family")
+    return [c for c in columns if c not in left_out]
+
+
 def print_ls(shown: list[dict[str, Any]], console: Console) -> None:
     if not shown:
         console.print("no run matches")
         return
     table = Table(title=f"{len(shown)} run{'s' if len(shown) != 1 else ''}")
-    columns = list(shown[0])
+    columns = _worth_a_column(shown)
     for column in columns:
         numeric = column in ("test_accuracy", "epochs_run", "train_seconds", "seed")
         table.add_column(
-            {"epochs_run": "epochs", "train_seconds": "time"}.get(column, column),
+            HEADERS.get(column, column),
             justify="right" if numeric else "left",
             overflow="fold",
         )
@@ -208,8 +224,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     arguments = parser().parse_args(_descending_sort(argv))
     # Plain lines print with soft_wrap=True (one line whatever the paths' length); the console
-    # keeps False, which centres the tables' titles.
-    console = Console(highlight=False, soft_wrap=False)
+    # keeps False, which centres the tables' titles. Into a pipe or a file, where no screen
+    # sets the width, the tables keep their natural width instead of folding each cell at 80.
+    console = Console(
+        highlight=False,
+        soft_wrap=False,
+        width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPE_WIDTH,
+    )
     with exit_on_user_error():
         if arguments.command == "ls":
             rows = sort_rows(where(load_rows(arguments.folders), arguments.where), arguments.sort)

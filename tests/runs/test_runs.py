@@ -39,7 +39,7 @@ def runs_cli(*arguments: str) -> subprocess.CompletedProcess:
         text=True,
         cwd=ROOT,
         timeout=120,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},  # no COLUMNS: a pipe, as in a script
     )
 
 
@@ -76,7 +76,13 @@ def test_ls_lists_every_run_with_the_techniques_that_vary(sweep):
     assert rows[0]["epochs_run"] == 3 and rows[0]["seed"] == 1
 
     table = ok("ls", str(sweep))
-    assert "4 runs" in table and "mlp/optimizer=sgd/seed=1" in table and "82.00%" in table
+    assert "4 runs" in table and "82.00%" in table
+    # Into a pipe, one line per run at the table's natural width, not cells folded at 80
+    # characters; no column for tags or notes that no run has.
+    lines = table.splitlines()
+    assert any("mlp/optimizer=sgd/seed=1" in line and "70.00%" in line for line in lines)
+    header = next(line for line in lines if "run" in line and "status" in line)
+    assert "test acc" in header and "tags" not in header and "note" not in header
 
 
 def test_ls_filters_sorts_and_writes_csv(sweep):
