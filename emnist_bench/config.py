@@ -254,8 +254,8 @@ def with_hparams_file(cfg: DictConfig) -> DictConfig:
 
 def with_overrides(saved: DictConfig, overrides: list[str], usage: str) -> DictConfig:
     """A finished run's resolved config with ``key=value`` overrides (evaluate, export), each
-    checked against its group's schema as composing would (name, type, range), so that
-    ``data.split=bylass`` is one line, not a search for the files of a split that does not exist.
+    checked against its group's schema as composing would (name, type, range), and a group
+    (``data=digits``) refused: a finished run's groups stay as it ran; only their keys change.
 
     Raises:
         ConfigError: naming the override and what is wrong with it.
@@ -269,9 +269,12 @@ def with_overrides(saved: DictConfig, overrides: list[str], usage: str) -> DictC
             [group] = change
             if group not in saved:
                 raise ConfigError(f"{group}: the run's config has no such key")
+            node = saved[group]
+            if isinstance(node, DictConfig) and not isinstance(change[group], DictConfig):
+                keys = ", ".join(f"{group}.{key}=..." for key in list(node)[:3])
+                raise ConfigError(f"{group} is a group of keys; set one of them ({keys})")
             merged = OmegaConf.merge(merged, change)
-            node = merged[group]
-            schema = schema_for(str(group), node) if isinstance(node, DictConfig) else None
+            schema = schema_for(str(group), merged[group]) if isinstance(node, DictConfig) else None
             # The keys given, typed as the schema says (their bounds are checked below).
             typed = OmegaConf.merge(OmegaConf.structured(schema), change[group]) if schema else None
         except (OmegaConfBaseException, ConfigError) as error:
@@ -359,8 +362,7 @@ def optimizer_arguments(cfg: DictConfig) -> tuple[str, dict[str, Any]]:
 
 def schedule_options(cfg: DictConfig) -> dict[str, Any]:
     options = OmegaConf.to_container(cfg.lr_schedule, resolve=True, enum_to_str=True)
-    options.pop("name")
-    return options
+    return {key: value for key, value in options.items() if key != "name"}
 
 
 # Keys that cannot change what a run computes (turning on a logger re-runs nothing).

@@ -62,6 +62,8 @@ def test_evaluate_refuses_a_folder_that_is_not_a_run(tmp_path):
         ("data.roott=/x", "data.roott=/x: Key 'roott' not in 'DataSchema'"),
         ("trainer.batch_size=abc", "trainer.batch_size=abc: Value 'abc' of type 'str' could not"),
         ("foo.bar=1", "foo.bar=1: foo: the run's config has no such key"),
+        # a group, as on the training command line: the run's groups stay as it ran
+        ("data=digits", "data=digits: data is a group of keys; set one of them (data.split=..."),
         ("notkv", "'notkv' is not key=value; usage: python -m emnist_bench.evaluate RUN_DIR"),
     ],
 )
