@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
 from emnist_bench.report.effects import technique_effects
-from emnist_bench.report.plots import effects_figure
+from emnist_bench.report.plots import best_runs_figure, effects_figure
 from emnist_bench.report.runs import load_summary
 from tests.fake_runs import write_run
 
 
 @pytest.fixture
-def effects(tmp_path: Path):
+def sweep(tmp_path: Path) -> Path:
     """mlp: rmsprop better by 5 points, sgd worse by 10, adagrad failed, elu within the noise
     (independent draws of the right images); cnn: sgd collapsed."""
     root = tmp_path / "sweep"
@@ -29,7 +30,12 @@ def effects(tmp_path: Path):
                   independent=seed)  # fmt: skip
         write_run(root, f"cnn/optimizer=sgd/seed={seed}", 0.02, model="cnn", optimizer="sgd",
                   seed=seed)  # fmt: skip
-    return technique_effects(*load_summary([root]))
+    return root
+
+
+@pytest.fixture
+def effects(sweep: Path):
+    return technique_effects(*load_summary([sweep]))
 
 
 def _points(ax):
@@ -69,3 +75,17 @@ def test_the_effects_figure_draws_each_difference_from_the_base_and_names_the_re
     assert optimizer.get_xlim() == activation.get_xlim()
     left, right = optimizer.get_xlim()
     assert left < -10 and right > 5
+
+
+def test_the_best_runs_legend_sits_below_the_bars_it_would_cover(sweep):
+    summary, _ = load_summary([sweep])
+    fig = best_runs_figure(summary, "two seeds")
+    bars = next(ax for ax in fig.axes if ax.get_title() == "scores of the best run per model")
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+
+    legend = bars.get_legend().get_window_extent(renderer)
+    assert legend.y1 <= bars.get_window_extent(renderer).y0
+    # The interval is the test accuracy's alone: no zero-length caps on the other scores.
+    ends = [y for line in bars.lines if line.get_marker() == "_" for y in line.get_ydata()]
+    assert np.isfinite(ends).sum() == 2 * 2  # two models, each one interval with two ends
