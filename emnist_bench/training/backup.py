@@ -56,12 +56,8 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
             return
         self.model._initial_epoch = epoch  # what BackupAndRestore sets: fit starts there
         self.resumed_epochs = epoch
-        log.info(
-            "Resumed from %s: epochs 1-%d done, going on with epoch %d",
-            self.folder,
-            epoch,
-            epoch + 1,
-        )
+        done = "epoch 1" if epoch == 1 else f"epochs 1-{epoch}"
+        log.info("Resumed from %s: %s done, going on with epoch %d", self.folder, done, epoch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         self.folder.mkdir(parents=True, exist_ok=True)
