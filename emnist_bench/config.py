@@ -365,8 +365,8 @@ def schedule_options(cfg: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key != "name"}
 
 
-# Keys that cannot change what a run computes (turning on a logger re-runs nothing).
-NOT_COMPARED = ("logger",)
+# Keys that cannot change what a run computes: a logger, and where its folder is (moved).
+NOT_COMPARED = ("logger", "output_dir")
 
 
 def same_run(saved: Any, cfg: DictConfig) -> bool:

@@ -17,6 +17,7 @@ from emnist_bench import config as config_lib
 from emnist_bench import debug as debug_lib
 from emnist_bench.data import load_dataset, resolve_cache_dir
 from emnist_bench.errors import UserError, environment_fault
+from emnist_bench.kept import RunKept, refuse_to_replace
 from emnist_bench.rundir import (
     CONFIG,
     INTERRUPTED,
@@ -46,9 +47,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         The metrics written to ``metrics.json``.
 
     Raises:
-        UserError: for bad config values or data files, or a folder another process is running
-            (unless ``continue_on_error`` is set, in which case the failure is recorded in
-            ``metrics.json`` and returned; a multirun's job skips a busy folder).
+        UserError: for bad config values or data files (with ``continue_on_error``: recorded in
+            ``metrics.json`` and returned), a folder another process is running, or one holding
+            a completed run of another config (with ``continue_on_error``, or in a multirun's
+            job: skipped, the folder left as it is).
         KeyboardInterrupt: on Ctrl-C or SIGTERM, after marking the folder ``interrupted``.
     """
     cfg = config_lib.with_hparams_file(cfg)
@@ -61,11 +63,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     try:
         with run_lock(out):
             return _run_once(cfg, out)
-    except RunBusy as busy:
+    except (RunBusy, RunKept) as left:
         if not (cfg.get("continue_on_error") or _in_multirun()):
             raise
-        log.warning("Skipped: %s", busy)
-        return {"status": "busy", "error": str(busy)}
+        log.warning("Skipped: %s", left)
+        return {"status": "busy" if isinstance(left, RunBusy) else "kept", "error": str(left)}
 
 
 def _in_multirun() -> bool:
@@ -85,6 +87,7 @@ def _run_once(cfg: DictConfig, out: Path) -> dict[str, Any]:
         log.info("%s already completed with this config; skipping (delete it to re-run)", out)
         RunTracker.log_finished(cfg, out)  # a logger added since: it gets the run, once
         return finished
+    refuse_to_replace(cfg, out)
     previous = read_json(out / METRICS) or {}
     try:
         config_lib.validate(cfg)

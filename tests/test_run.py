@@ -205,6 +205,35 @@ def test_a_completed_run_is_not_repeated(cnn_run, smoke_data, proxy_cache, monke
     assert completed_metrics(compose_config(overrides, output_dir=out), out) is not None
 
 
+def test_a_completed_run_is_kept_from_a_command_of_another_config(
+    cnn_run, smoke_data, proxy_cache, tmp_path, monkeypatch
+):
+    """A changed value aimed at a finished run's folder is refused in one line naming what
+    differs, and trains nothing; in a sweep the job is skipped. The folder is left whole."""
+    import emnist_bench.run as run_module
+    from emnist_bench.kept import RunKept
+
+    out = tmp_path / "run"
+    shutil.copytree(cnn_run[0], out)  # a run folder moved elsewhere: still the same run
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    monkeypatch.setattr(run_module, "_run", lambda *a: pytest.fail("replaced a completed run"))
+    overrides = smoke_overrides(smoke_data, proxy_cache, *CNN_RUN)
+    changed = [*overrides, "trainer.seed=7", "optimizer.learning_rate=0.5"]
+
+    with pytest.raises(RunKept) as refused:
+        run(compose_config(changed, output_dir=out))
+    message = str(refused.value)
+    assert "\n" not in message and message.startswith(f"{out} holds a completed run")
+    assert "optimizer.learning_rate: " in message and "0.5 now" in message
+    assert "trainer.seed: 42 there, 7 now" in message and "delete the folder" in message
+    kept = run(compose_config([*changed, "continue_on_error=true"], output_dir=out))
+    assert kept["status"] == "kept"
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    # The same config, in the folder's new place, is still skipped as done.
+    again = run(compose_config(overrides, output_dir=out))
+    assert again["test_accuracy"] == pytest.approx(cnn_run[1]["test_accuracy"])
+
+
 @pytest.mark.parametrize(
     ("group", "key", "other"),
     [

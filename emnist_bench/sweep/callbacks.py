@@ -21,6 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from emnist_bench.errors import UserError, exit_on_user_error
+from emnist_bench.kept import was_kept
 from emnist_bench.rundir import METRICS, RUNNING, write_json
 from emnist_bench.sweep.variants import job_overrides, swept_keys, unnamed_in_folder
 
@@ -261,6 +262,8 @@ class SweepProgress(Callback):
         outcome = job_outcome(out, self._job_started)
         if getattr(job_return.status, "name", "") == "FAILED":
             outcome["status"] = "error"
+        elif outcome["skipped"] and was_kept(out):
+            outcome["status"] = KEPT
         markers = Path(config.hydra.sweep.dir) / PROGRESS_DIR
         markers.mkdir(parents=True, exist_ok=True)
         seconds = time.time() - self._job_started
@@ -271,6 +274,8 @@ class SweepProgress(Callback):
         status = outcome["status"]
         if status == RUNNING:  # the job's lock is held: another copy of the sweep runs it
             status = "skipped (another process is running it)"
+        elif status == KEPT:
+            status = "kept (its folder holds a completed run of another config)"
         elif outcome["skipped"]:
             status = "skipped (completed earlier)"
         accuracy = outcome["test_accuracy"]
@@ -289,7 +294,7 @@ class SweepProgress(Callback):
         markers = [json.loads(p.read_text()) for p in (sweep_dir / PROGRESS_DIR).glob("*.json")]
         counts: dict[str, int] = {}
         for marker in markers:
-            key = "skipped" if marker["skipped"] else marker["status"]
+            key = "skipped" if marker["skipped"] and marker["status"] != KEPT else marker["status"]
             counts[key] = counts.get(key, 0) + 1
         tally = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
         self._console().print(
@@ -305,14 +310,28 @@ class SweepProgress(Callback):
 
 # Job outcomes that make a sweep's exit status non-zero ("error": Hydra's own job failure).
 FAILURES = ("failed", "diverged", "error")
+# A job that left its folder's completed run of another config as it was (exit status 2).
+KEPT = "kept"
 
 
 def exit_on_failures(counts: dict[str, int], total: int) -> None:
     """Ends the sweep with exit status 1, after one line counting them, when any job failed or
     diverged: the others ran (``continue_on_error``) and the report is written, but a CI smoke
-    sweep must not go green on failures."""
+    sweep must not go green on failures. Jobs that kept a completed run of another config get
+    a line of their own, and exit status 2 where nothing failed: the command asked for runs it
+    did not make."""
+    if counts.get(KEPT):
+        print(
+            f"error: {counts[KEPT]} of {total} runs were not trained: their folders hold "
+            "completed runs of another config (the warnings above name what differs); delete "
+            "those folders to replace them, or give the sweep another hydra.sweep.dir",
+            file=sys.stderr,
+            flush=True,
+        )
     failures = {status: counts.get(status, 0) for status in FAILURES if counts.get(status)}
     if not failures:
+        if counts.get(KEPT):
+            raise SystemExit(2)
         return
     parts = ", ".join(f"{count} {status}" for status, count in failures.items())
     print(

@@ -229,6 +229,14 @@ def test_smoke_grid_runs_reports_and_a_rerun_skips_completed_runs(
     assert metrics_times(sweep_dir) == before
     assert out.count("skipped (completed earlier)") == 6
 
+    # Another value aimed at the finished sweep: every run is kept as it is, and it says so.
+    out, err = run_sweep(sweep_dir, smoke_data, proxy_cache, "trainer.epochs=2", status=2)
+    assert metrics_times(sweep_dir) == before
+    assert out.count("kept (its folder holds a completed run of another config)") == 6
+    assert "trainer.epochs: 1 there, 2 now" in out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: 6 of 6 runs were not trained: their folders hold completed runs")
+
 
 @pytest.mark.slow  # a sweep of failing and training runs, twice: make test-all
 def test_failed_runs_are_recorded_the_sweep_goes_on_and_reruns_retry_them(

@@ -132,7 +132,9 @@ def test_resume_keeps_finished_trials_and_runs_only_new_ones(
     resumed = tmp_path / "resumed"
     shutil.copytree(out, resumed)
     calls = count_calls(monkeypatch)
-    run(compose_cfg(smoke_data, proxy_cache, resumed, "tuner=random", "tuner.max_trials=3"))
+    # The same command with more trials (the search's own class weights as well).
+    overrides = ("model=mlp", "tuner=random", "data.class_weight=logit_adjusted")
+    run(compose_cfg(smoke_data, proxy_cache, resumed, *overrides, "tuner.max_trials=3"))
     assert len(calls) == 1
     before, after = read_trials(out), read_trials(resumed)
     assert len(after) == 3
