@@ -79,10 +79,20 @@ def _effect_label(row: pd.Series) -> str:
     return f"{text} {_mark(row['verdict']) or row['status']}".strip()
 
 
+OFF_SCALE = 0.25
+"""A difference from the base this large (a quarter of the images) needs no interval to be
+seen, and drawn to scale it would squash every other: it is named at the panel's edge."""
+
+
 def _shown_as_interval(row: pd.Series) -> bool:
-    """Whether an option's difference is drawn: a collapsed one would squash the rest."""
+    """Whether an option's difference is drawn to scale (not a collapsed or far-off one)."""
     finite = not any(pd.isna(row[k]) for k in ("delta", "delta_ci_low", "delta_ci_high"))
-    return finite and not row["is_base"] and _mark(row["verdict"]) != VERDICT_MARKS["collapsed"]
+    return (
+        finite
+        and not row["is_base"]
+        and _mark(row["verdict"]) != VERDICT_MARKS["collapsed"]
+        and abs(row["delta"]) <= OFF_SCALE
+    )
 
 
 def _delta_limits(effects: pd.DataFrame) -> tuple[float, float]:
@@ -96,7 +106,7 @@ def _delta_limits(effects: pd.DataFrame) -> tuple[float, float]:
 
 def _draw_option(ax, row: pd.Series, y: float, color) -> None:
     """One model's option on its row: the base as a diamond at 0, a difference as a point with
-    its interval (filled where it is a finding), anything else named at the panel's left."""
+    its interval (filled where it is a finding), anything else named at the panel's edge."""
     if row["is_base"]:
         accuracy = row["test_accuracy"]
         base = "base" if pd.isna(accuracy) else f"{accuracy:.1%} base"
@@ -110,10 +120,14 @@ def _draw_option(ax, row: pd.Series, y: float, color) -> None:
             mfc=color if found else "white", capsize=2, lw=1.1,
         )  # fmt: skip
         ax.text(high, y, f"  {_effect_label(row)}", va="center", fontsize=7, color=color)
-    else:
-        at_left = transforms.blended_transform_factory(ax.transAxes, ax.transData)
-        ax.text(0.01, y, f"◀ {_effect_label(row)}", transform=at_left, va="center", fontsize=7,
-                color=color)  # fmt: skip
+    else:  # no interval, or off the scale: named at the edge it lies beyond
+        edge = transforms.blended_transform_factory(ax.transAxes, ax.transData)
+        if pd.notna(row["delta"]) and row["delta"] > 0:
+            ax.text(0.99, y, f"{_effect_label(row)} ▶", transform=edge, va="center", ha="right",
+                    fontsize=7, color=color)  # fmt: skip
+        else:
+            ax.text(0.01, y, f"◀ {_effect_label(row)}", transform=edge, va="center", fontsize=7,
+                    color=color)  # fmt: skip
 
 
 def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> Figure:
@@ -123,7 +137,8 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
     The differences, not the accuracies, are drawn: two options' accuracy intervals overlap
     where their paired difference is clear, since both are scored on the same images and seeds.
     Filled points are differences the report finds; hollow ones are within their noise. Options
-    with no interval (failed, not compared) or off the scale (collapsed) are named at the left.
+    with no interval (failed, not compared) or off the scale (collapsed, or more than
+    :data:`OFF_SCALE` from the base) are named at the panel's edge.
     """
     groups = _groups_present(effects)
     columns = min(3, len(groups))

@@ -17,7 +17,7 @@ from tests.fake_runs import write_run
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
     """mlp: rmsprop better by 5 points, sgd worse by 10, adagrad failed, elu within the noise
-    (independent draws of the right images); cnn: sgd collapsed."""
+    (independent draws of the right images), tanh worse by 40; cnn: sgd collapsed."""
     root = tmp_path / "sweep"
     for seed in (1, 2):
         for model, base in (("mlp", 0.60), ("cnn", 0.80)):
@@ -30,6 +30,7 @@ def sweep(tmp_path: Path) -> Path:
                   independent=seed)  # fmt: skip
         write_run(root, f"cnn/optimizer=sgd/seed={seed}", 0.02, model="cnn", optimizer="sgd",
                   seed=seed)  # fmt: skip
+        write_run(root, f"mlp/activation=tanh/seed={seed}", 0.20, activation="tanh", seed=seed)
     return root
 
 
@@ -71,10 +72,12 @@ def test_the_effects_figure_draws_each_difference_from_the_base_and_names_the_re
     texts = [text.get_text() for text in optimizer.texts]
     assert any("failed" in text for text in texts)
     assert any(text.startswith("◀ 1.9% ×") for text in texts)  # 9 of 470 images
-    # Each interval fits the shared scale, and every panel shares it.
+    # 40 points off, tanh is named at the edge too, and the scale stays that of the rest:
+    # each interval drawn fits it, and every panel shares it.
+    assert any(text.get_text().startswith("◀ 20.0% −") for text in activation.texts)
     assert optimizer.get_xlim() == activation.get_xlim()
     left, right = optimizer.get_xlim()
-    assert left < -10 and right > 5
+    assert -20 < left < -10 and right > 5
 
 
 def test_the_best_runs_legend_sits_below_the_bars_it_would_cover(sweep):
