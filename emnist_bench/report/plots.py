@@ -142,7 +142,9 @@ def effects_figure(effects: pd.DataFrame, models: Sequence[str], about: str) -> 
     """
     groups = _groups_present(effects)
     columns = min(3, len(groups))
-    rows_per_panel = max(len(effects[effects["technique"] == g]["option"].unique()) for g in groups)
+    rows_per_panel = max(
+        (len(set(effects[effects["technique"] == g]["option"])) for g in groups), default=1
+    )
     panel_height = 0.9 + 0.32 * rows_per_panel * max(1, len(models))
     fig = new_figure(5.4 * columns, panel_height * math.ceil(len(groups) / columns) + 1.3)
     palette = _palette(models)
