@@ -39,16 +39,23 @@ def refuse_to_replace(cfg: DictConfig, out: Path) -> None:
         saved = OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
     except (OSError, ValueError, OmegaConfBaseException):
         return  # without its config.yaml, nothing tells what the run was: it trains again
-    changed = changed_keys(with_defaults(saved), OmegaConf.to_container(cfg, resolve=True))
+    now = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    changed = changed_keys(with_defaults(saved), now)
     if not changed or all(key.startswith("tuner.") for key, _, _ in changed):
         return
-    shown = "; ".join(f"{key}: {then} there, {now} now" for key, then, now in changed[:SHOWN])
+    shown = "; ".join(
+        f"{key}: {_value(then)} there, {_value(new)} now" for key, then, new in changed[:SHOWN]
+    )
     more = f"; {len(changed) - SHOWN} more" if len(changed) > SHOWN else ""
     _kept.add(out.resolve())
     raise RunKept(
         f"{out} holds a completed run of another config ({shown}{more}); delete the folder to "
         "replace it, or give this run another one (hydra.run.dir, or hydra.sweep.dir for a sweep)"
     )
+
+
+def _value(value: Any) -> str:
+    return "unset" if value is None else str(value)
 
 
 def was_kept(out: Path) -> bool:
