@@ -365,8 +365,8 @@ def schedule_options(cfg: DictConfig) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key != "name"}
 
 
-# Keys that cannot change what a run computes: a logger, and where its folder is (moved).
-NOT_COMPARED = ("logger", "output_dir")
+# Keys no run reads to compute: its logger, its folder's path, how a sweep listed its jobs.
+NOT_COMPARED = ("logger", "output_dir", "grid", "continue_on_error", "notebook_report")
 
 
 def same_run(saved: Any, cfg: DictConfig) -> bool:

@@ -229,9 +229,12 @@ def test_a_completed_run_is_kept_from_a_command_of_another_config(
     kept = run(compose_config([*changed, "continue_on_error=true"], output_dir=out))
     assert kept["status"] == "kept"
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
-    # The same config, in the folder's new place, is still skipped as done.
+    # The same config, in the folder's new place, is still skipped as done; so is the run as a
+    # sweep's job that lists more seeds and goes on after failures (no run reads either).
     again = run(compose_config(overrides, output_dir=out))
     assert again["test_accuracy"] == pytest.approx(cnn_run[1]["test_accuracy"])
+    as_a_job = [*overrides, "+grid.seeds=[42,1,2]", "continue_on_error=true"]
+    assert completed_metrics(compose_config(as_a_job, output_dir=out), out) is not None
 
 
 @pytest.mark.parametrize(
