@@ -33,7 +33,7 @@ def refuse_to_replace(cfg: DictConfig, out: Path) -> None:
     """Raises :class:`RunKept` when ``out`` holds a whole completed run whose config differs from
     ``cfg`` in more than the search's keys (call it once the same config was not found done)."""
     metrics = read_metrics(out)
-    if metrics is None or metrics.get("status") != COMPLETED or damaged_artifacts(out, metrics):
+    if metrics is None or metrics.get("status") != COMPLETED:
         return
     try:
         saved = OmegaConf.to_container(OmegaConf.load(out / CONFIG), resolve=True)
@@ -41,7 +41,10 @@ def refuse_to_replace(cfg: DictConfig, out: Path) -> None:
         return  # without its config.yaml, nothing tells what the run was: it trains again
     now = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     changed = changed_keys(with_defaults(saved), now)
+    # The files are checked last: a same-config run's were just checked by completed_metrics.
     if not changed or all(key.startswith("tuner.") for key, _, _ in changed):
+        return
+    if damaged_artifacts(out, metrics):
         return
     shown = "; ".join(
         f"{key}: {_value(then)} there, {_value(new)} now" for key, then, new in changed[:SHOWN]
